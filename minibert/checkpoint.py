@@ -1,0 +1,157 @@
+"""Reading and writing Hugging Face BERT folders: config.json, model.safetensors or pytorch_model.bin.
+
+Lecture 1.1 (what a pre-trained model is); notebook notebooks/02_attention_and_encoder.ipynb.
+minibert's module names are Hugging Face's, so the mapping between a checkpoint and a model is short and
+explicit (`to_model_names`): old LayerNorm names, a buffer that old checkpoints saved, and the `bert.`
+prefix that models with a head put in front of the encoder. Everything else must match name for name and
+shape for shape, or loading stops with a list of what differs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}  # LayerNorm names of TF-converted checkpoints
+SAVED_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")  # buffers, not weights: not loaded
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint's weights do not fit the model built from its config."""
+
+
+def read_state_dict(folder: str | Path) -> dict[str, Tensor]:
+    """All tensors of a checkpoint folder, loaded safely (safetensors, or torch.load with weights_only)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder. Pass the folder that holds config.json and "
+                                f"{' or '.join(WEIGHT_FILES)} (a Hugging Face BERT checkpoint).")
+    for name in WEIGHT_FILES:
+        shards = _weight_shards(folder, name)
+        if shards:
+            return {key: tensor for shard in shards for key, tensor in _read_file(shard).items()}
+    raise FileNotFoundError(f"{folder} has no weights: expected {' or '.join(WEIGHT_FILES)} "
+                            f"(found: {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'}).")
+
+
+def _weight_shards(folder: Path, name: str) -> list[Path]:
+    """[folder/name], or the shards that folder/name.index.json lists for a checkpoint saved in pieces."""
+    if (folder / name).is_file():
+        return [folder / name]
+    index = folder / f"{name}.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        return [folder / shard for shard in shards]
+    return []
+
+
+def _read_file(path: Path) -> dict[str, Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated download, a non-checkpoint file, a pickle with code in it
+        raise ValueError(f"could not read the weights in {path} ({type(err).__name__}: {err}). The file is "
+                         "corrupt, incomplete or not a PyTorch checkpoint: download or save it again.") from err
+
+
+def to_model_names(state_dict: dict[str, Tensor], model_keys: set[str], prefix: str) -> dict[str, Tensor]:
+    """Rename a checkpoint's keys to the model's: the whole mapping from Hugging Face names to minibert's."""
+    renamed = {}
+    for key, tensor in state_dict.items():
+        for old, new in LEGACY_SUFFIXES.items():
+            if key.endswith(old) and "LayerNorm" in key:
+                key = key[: -len(old)] + new
+        if key.endswith(SAVED_BUFFERS):
+            continue
+        renamed[key] = tensor
+    model_has_prefix = any(k.startswith(prefix + ".") for k in model_keys)
+    checkpoint_has_prefix = any(k.startswith(prefix + ".") for k in renamed)
+    if checkpoint_has_prefix and not model_has_prefix:  # an encoder read out of a model with heads
+        renamed = {k[len(prefix) + 1:] if k.startswith(prefix + ".") else k: v for k, v in renamed.items()}
+    elif model_has_prefix and not checkpoint_has_prefix:  # a bare encoder loaded under a model with heads
+        renamed = {f"{prefix}.{k}": v for k, v in renamed.items()}
+    return renamed
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> list[str]:
+    """Copy a checkpoint into `model`, asserting names and shapes; returns the names left at their fresh init.
+
+    Allowed to differ: weights tied to another (`model.tied_weights`), new task heads a base checkpoint cannot
+    have (`model.fresh_prefixes`), and checkpoint heads the model does not use (`model.ignored_prefixes`).
+    """
+    expected = model.state_dict()
+    state_dict = to_model_names(state_dict, set(expected), model.base_model_prefix)
+    tied = set(getattr(model, "tied_weights", {}))
+    fresh = tuple(getattr(model, "fresh_prefixes", ()))
+    ignored = tuple(getattr(model, "ignored_prefixes", ()))
+
+    missing = [k for k in expected if k not in state_dict and k not in tied]
+    missing_required = [k for k in missing if not k.startswith(fresh)] if fresh else missing
+    unexpected = [k for k in state_dict if k not in expected and not (ignored and k.startswith(ignored))]
+    mis_shaped = [(k, tuple(v.shape), tuple(expected[k].shape))
+                  for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+    if missing_required or unexpected or mis_shaped:
+        raise CheckpointMismatchError(_mismatch_report(missing_required, unexpected, mis_shaped, expected))
+    with torch.no_grad():
+        for key, tensor in state_dict.items():
+            if key in expected:
+                expected[key].copy_(tensor)
+    return [k for k in missing if k not in tied]
+
+
+def _mismatch_report(missing, unexpected, mis_shaped, expected) -> str:
+    lines = ["the checkpoint does not fit the model built from its config.json:"]
+    if missing:
+        lines.append(f"missing from the checkpoint ({len(missing)}): " +
+                     ", ".join(f"{k} {tuple(expected[k].shape)}" for k in missing[:20]))
+    if unexpected:
+        lines.append(f"in the checkpoint but not in the model ({len(unexpected)}): " + ", ".join(unexpected[:20]))
+    if mis_shaped:
+        lines.append("wrong shape (checkpoint vs model): " +
+                     ", ".join(f"{k} {got} vs {want}" for k, got, want in mis_shaped[:20]))
+        if any("word_embeddings" in k for k, *_ in mis_shaped):
+            lines.append("the word-embedding table has another size: the vocabulary of this checkpoint is not the "
+                         "one its config.json describes; use the config.json and vocab.txt that came with the weights.")
+    lines.append("Check that config.json belongs to these weights, and that the model class fits the checkpoint.")
+    return "\n  ".join(lines)
+
+
+def write_weights(state_dict: dict[str, Tensor], folder: Path, overwrite: bool) -> Path:
+    """Write model.safetensors atomically: a crash mid-write leaves the old file, never a broken one."""
+    from safetensors.torch import save_file
+
+    target = folder / "model.safetensors"
+    refuse_to_overwrite(target, overwrite)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    return target
+
+
+def refuse_to_overwrite(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists and minibert does not overwrite saved work silently. "
+                              "Choose another folder, or pass overwrite=True to replace it.")
+
+
+@contextmanager
+def atomic_path(target: Path):
+    """`with atomic_path(target) as tmp:` write to tmp; on success tmp replaces target in one rename."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

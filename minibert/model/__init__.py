@@ -1,0 +1,1 @@
+from .bert import BertModel, BertModelOutput, BertPreTrainedModel

@@ -1,0 +1,79 @@
+"""Multi-head self-attention: every token looks at every other token and takes a weighted mix of them.
+
+Lecture 1.1 (contextualized word embeddings); notebook notebooks/02_attention_and_encoder.ipynb.
+Matches `BertSelfAttention` / `BertSelfOutput` of Hugging Face's modeling_bert.py: the attribute names below
+(`self.query`, `output.dense`, `output.LayerNorm` ...) are its state-dict names, so real weights load as is.
+
+Shape legend: b batch, n query tokens, m key tokens, h heads, d head size, (h d) = hidden size.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from ..config import BertConfig
+
+
+def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float,
+                     return_probs: bool) -> tuple[Tensor, Tensor | None]:
+    """softmax(q k^T / sqrt(d) + mask) v, for q (b h n d), k and v (b h m d), mask (b 1 1 m) additive.
+
+    The fused kernel computes the same thing without materialising the (n x m) probabilities, so it runs
+    whenever nobody asked to see them.
+    """
+    if not return_probs:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # b h n m
+    if mask is not None:
+        scores = scores + mask  # padded keys get a huge negative score, so softmax gives them ~0 weight
+    probs = scores.softmax(dim=-1)
+    return F.dropout(probs, dropout_p) @ v, probs  # b h n d
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """The projections around the kernel: x -> queries, keys, values per head -> kernel -> concatenated heads."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, return_probs: bool = False):
+        q, k, v = (rearrange(proj(x), "b n (h d) -> b h n d", h=self.num_heads)
+                   for proj in (self.query, self.key, self.value))
+        dropout_p = self.dropout_p if self.training else 0.0
+        context, probs = attention_kernel(q, k, v, mask, dropout_p, return_probs)
+        return rearrange(context, "b h n d -> b n (h d)"), probs
+
+
+class DenseAddNorm(nn.Module):
+    """LayerNorm(residual + dropout(dense(x))): the 'Add & Norm' after attention and after the feed-forward."""
+
+    def __init__(self, in_features: int, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
+        return self.LayerNorm(residual + self.dropout(self.dense(x)))
+
+
+class BertAttention(nn.Module):
+    """Self-attention, then the output projection with its residual connection and LayerNorm."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = MultiHeadSelfAttention(config)  # the name `self` gives HF's key `attention.self.query`
+        self.output = DenseAddNorm(config.hidden_size, config)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, return_probs: bool = False):
+        context, probs = self.self(x, mask, return_probs)
+        return self.output(context, residual=x), probs

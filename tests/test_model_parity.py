@@ -1,0 +1,131 @@
+"""BertModel agrees with transformers' BertModel: the argument that the teaching code is right.
+
+Lecture 1.1; run with `pytest -m embeddings`.
+"""
+import pytest
+import torch
+from torch.testing import assert_close
+
+from minibert import BertModel
+from reference import random_batch, reference_batches
+
+pytestmark = pytest.mark.embeddings
+TOL = dict(atol=1e-5, rtol=0)  # float32, absolute: the issue's 1e-5
+
+
+def run_both(ours, theirs, batch, **flags):
+    with torch.no_grad():
+        return ours(**batch, **flags), theirs(**batch, **flags)
+
+
+def assert_outputs_match(mine, ref):
+    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+    assert_close(mine.pooler_output, ref.pooler_output, **TOL)
+    assert len(mine.hidden_states) == len(ref.hidden_states)
+    for ours, theirs in zip(mine.hidden_states, ref.hidden_states):
+        assert_close(ours, theirs, **TOL)
+    assert len(mine.attentions) == len(ref.attentions)
+    for ours, theirs in zip(mine.attentions, ref.attentions):
+        assert_close(ours, theirs, **TOL)
+
+
+@pytest.fixture(scope="module")
+def real_models(checkpoint_dir, transformers_lib):
+    ours = BertModel.from_pretrained(checkpoint_dir)
+    theirs = transformers_lib.BertModel.from_pretrained(checkpoint_dir, attn_implementation="eager").eval()
+    return ours, theirs
+
+
+@pytest.mark.parametrize("kind", ["singles", "pairs"])
+def test_real_weights_every_output_matches(real_models, checkpoint_dir, transformers_lib, kind):
+    batch = dict(reference_batches(checkpoint_dir, transformers_lib)[kind])
+    assert batch["attention_mask"].eq(0).any(), "the batch must contain padding to test the mask"
+    mine, ref = run_both(*real_models, batch, output_hidden_states=True, output_attentions=True)
+    assert mine.last_hidden_state.shape == (batch["input_ids"].shape[0], batch["input_ids"].shape[1], 384)
+    assert_outputs_match(mine, ref)
+
+
+def test_fused_attention_path_matches_reference(real_models, checkpoint_dir, transformers_lib):
+    """Without output_attentions minibert runs scaled_dot_product_attention; it must agree too."""
+    batch = dict(reference_batches(checkpoint_dir, transformers_lib)["pairs"])
+    mine, ref = run_both(*real_models, batch)
+    assert mine.attentions is None and mine.hidden_states is None
+    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+    assert_close(mine.pooler_output, ref.pooler_output, **TOL)
+
+
+def test_parameter_gradients_match(checkpoint_dir, transformers_lib):
+    no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ours = BertModel.from_pretrained(checkpoint_dir, **no_dropout).train()
+    theirs = transformers_lib.BertModel.from_pretrained(
+        checkpoint_dir, attn_implementation="eager", **no_dropout).train()
+    batch = dict(reference_batches(checkpoint_dir, transformers_lib)["pairs"])
+    probe = torch.randn(384, generator=torch.Generator().manual_seed(0))
+
+    def loss_of(model):  # touches every token's output and the pooler
+        out = model(**batch)
+        return (out.last_hidden_state @ probe).square().mean() + out.pooler_output.sum()
+
+    loss_of(ours).backward()
+    loss_of(theirs).backward()
+    their_params = dict(theirs.named_parameters())
+    assert {name for name, _ in ours.named_parameters()} == set(their_params)
+    for name, param in ours.named_parameters():
+        reference = their_params[name].grad
+        # Gradients here reach ~80, so "within 1e-5" is taken relative to the tensor's scale (at least 1).
+        scale = max(1.0, reference.abs().max().item())
+        difference = (param.grad - reference).abs().max().item()
+        assert difference <= 1e-5 * scale, f"{name}: gradients differ by {difference:.3g} (scale {scale:.3g})"
+        if name.endswith("attention.self.key.bias"):
+            # softmax ignores a shift shared by all scores, and q.b_k shifts them all: no gradient, up to rounding
+            assert param.grad.abs().max() < 1e-5 * scale
+
+
+UNUSUAL_SIZES = dict(vocab_size=1000, hidden_size=96, num_hidden_layers=3, num_attention_heads=6,
+                     intermediate_size=200, max_position_embeddings=40, type_vocab_size=3, layer_norm_eps=1e-7)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_new", "relu", "silu"])
+def test_random_reference_with_unusual_sizes_loads_and_matches(tmp_path, transformers_lib, activation):
+    """The loader reads the sizes from config.json instead of assuming MiniLM's."""
+    torch.manual_seed(0)
+    config = transformers_lib.BertConfig(hidden_act=activation, attn_implementation="eager", **UNUSUAL_SIZES)
+    theirs = transformers_lib.BertModel(config, add_pooling_layer=True).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = BertModel.from_pretrained(tmp_path)
+    assert ours.config.num_attention_heads == 6 and ours.config.type_vocab_size == 3
+    assert ours.config.hidden_act == activation
+    batch = random_batch(1000, batch=3, length=40, type_vocab_size=3)
+    mine, ref = run_both(ours, theirs, batch, output_hidden_states=True, output_attentions=True)
+    assert_outputs_match(mine, ref)
+
+
+def test_pytorch_model_bin_with_legacy_names_loads(tmp_path, transformers_lib):
+    """Old checkpoints: pytorch_model.bin, a `bert.` prefix, LayerNorm gamma/beta and a saved position_ids."""
+    torch.manual_seed(1)
+    config = transformers_lib.BertConfig(**UNUSUAL_SIZES)
+    theirs = transformers_lib.BertModel(config).eval()
+    state = {}
+    for key, value in theirs.state_dict().items():
+        key = key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        state["bert." + key] = value
+    state["bert.embeddings.position_ids"] = torch.arange(40)[None]
+    state["cls.seq_relationship.weight"] = torch.zeros(2, 96)  # a pre-training head BertModel does not use
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    config.to_json_file(tmp_path / "config.json")
+    ours = BertModel.from_pretrained(tmp_path)
+    batch = random_batch(1000, batch=2, length=16, type_vocab_size=3, seed=3)
+    mine, ref = run_both(ours, theirs, batch)
+    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+
+
+def test_saved_folder_loads_in_transformers(tmp_path, transformers_lib):
+    torch.manual_seed(2)
+    from minibert import BertConfig
+    ours = BertModel(BertConfig(**UNUSUAL_SIZES, hidden_act="gelu_new")).eval()
+    ours.save_pretrained(tmp_path)
+    theirs = transformers_lib.BertModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    batch = random_batch(1000, batch=2, length=24, type_vocab_size=3, seed=4)
+    mine, ref = run_both(ours, theirs, batch, output_attentions=True)
+    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+    assert_close(mine.pooler_output, ref.pooler_output, **TOL)
