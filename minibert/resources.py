@@ -33,3 +33,19 @@ def pretrained_checkpoint_dir() -> Path | None:
         return None
     folder = Path(spec.origin).parent / "model"
     return folder if (folder / "config.json").is_file() else None
+
+
+def cache_dir() -> Path:
+    """Where minibert writes what it makes for itself (the demo's fallback model): MINIBERT_CACHE or ~/.cache."""
+    folder = Path(os.environ.get("MINIBERT_CACHE") or Path.home() / ".cache" / "minibert")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def unused_path(path: str | Path) -> Path:
+    """`path`, or `name-2.ext`, `name-3.ext` ... if it exists: results people saved are never overwritten."""
+    path = Path(path)
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
+    return candidate
