@@ -6,9 +6,32 @@ segment embedding is how the model tells the two apart); notebook notebooks/02_a
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import BertConfig
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1 / (1 - p): on average x is unchanged.
+
+    The same as F.dropout, but on a CPU the mask comes from uniform numbers compared with p, which PyTorch
+    draws about twice as fast as F.dropout's Bernoulli samples; dropout touches every activation of every
+    layer, so training gets ~12% faster (README, "Speed").
+    """
+    if not training or p == 0.0:
+        return x
+    if p == 1.0 or x.device.type != "cpu":
+        return F.dropout(x, p)  # on a GPU, F.dropout is one fused kernel already
+    keep = torch.rand_like(x).ge_(p).div_(1 - p)  # 1 / (1 - p) where kept, 0 where dropped
+    return x * keep
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout, drawing its mask with `dropout` above."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
 
 
 class BertEmbeddings(nn.Module):
@@ -18,7 +41,7 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)

@@ -1,0 +1,1 @@
+"""Benchmarks, run as `python -m minibert bench <name>`: `speed` measures minibert against transformers."""

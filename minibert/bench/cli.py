@@ -1,0 +1,25 @@
+"""`python -m minibert bench <benchmark>`: routes to one module per benchmark.
+
+Each benchmark module has `add_arguments(parser)` and `main(args)`, like the commands of `python -m minibert`.
+Adding one is a module and a line in BENCHMARKS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "speed": ("minibert.bench.speed", "minibert vs transformers: inference, training and tokenizer speed"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, (module_name, help_text) in BENCHMARKS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(benchmarks.add_parser(name, help=help_text, description=help_text))
+
+
+def main(args: argparse.Namespace) -> None:
+    module_name, _ = BENCHMARKS[args.benchmark]
+    importlib.import_module(module_name).main(args)
