@@ -63,6 +63,9 @@ def test_every_implementation_and_length_has_its_numbers(results):
             assert result["peak_memory_bytes"] > 0
     assert results["matmul"]["flops_per_s"] == pytest.approx(2 * 64**3 / statistics.median(results["matmul"]["seconds"]))
     assert len(results["matmul"]["seconds"]) == 2 * 2 * 3  # lengths x modes x repeats
+    slowest_over_fastest = [max(row[mode]["seconds"]) / min(row[mode]["seconds"]) for row in rows.values()
+                            for mode in speed.MODES]
+    assert results["timing_spread"] >= max(slowest_over_fastest) >= 1.0
 
 
 def test_tokenizer_results_and_goals(results):
