@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from minibert import BertConfig, BertModel
 from minibert.bench import cli, speed
-from minibert.model.embeddings import Dropout, dropout
+from minibert.model.dropout import Dropout, dropout
 
 pytestmark = pytest.mark.embeddings
 

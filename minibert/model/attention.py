@@ -16,7 +16,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..config import BertConfig
-from .embeddings import Dropout, dropout
+from .dropout import Dropout, dropout
 
 
 def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float,
