@@ -2,6 +2,8 @@
 
 Lecture 1.1; run with `pytest -m embeddings`.
 """
+import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ SENTENCES = [
 
 
 def test_counts_and_scores_by_hand():
-    state = MergeState(count_words(HUG_CORPUS))
+    state = MergeState(count_words(HUG_CORPUS), score="pmi")
     assert state.symbol_freq == {"h": 15, "p": 17, "b": 4, "##u": 36, "##g": 20, "##n": 16, "##s": 5, ",": 5}
     assert state.pair_freq == {("h", "##u"): 15, ("##u", "##g"): 20, ("p", "##u"): 17, ("##u", "##n"): 16,
                                ("b", "##u"): 4, ("##g", "##s"): 5}
@@ -33,14 +35,44 @@ def test_counts_and_scores_by_hand():
 
 
 def test_first_merges_by_hand():
-    """1. ##g ##s scores 1/20, every other pair 1/36.
+    """With the course's ratio score ("pmi"):
+    1. ##g ##s scores 1/20, every other pair 1/36.
     2. Now every pair scores 1/36 (e.g. 15/(15*36) for h ##u); the tie goes to the most frequent, p ##u (17).
     3. After it: h ##u = 15/(15*19), b ##u = 4/(4*19), ##u ##gs = 5/(19*5) tie at 1/19; h ##u (15) is the most frequent.
     """
-    vocab = train_wordpiece(HUG_CORPUS, vocab_size=16)
+    vocab = train_wordpiece(HUG_CORPUS, vocab_size=16, score="pmi")
     assert vocab[:5] == list(SPECIAL_TOKENS)
     assert vocab[5:13] == ["##g", "##n", "##s", "##u", ",", "b", "h", "p"]  # the characters, sorted
     assert vocab[13:] == ["##gs", "pu", "hu"]
+
+
+def log_likelihood(state: MergeState) -> float:
+    """sum_s f(s) log(f(s) / N), counted afresh from the words: an independent check of the gain formula."""
+    counts = Counter()
+    for symbols, count in zip(state.words, state.counts):
+        for symbol in symbols:
+            counts[symbol] += count
+    n = sum(counts.values())
+    return sum(f * math.log(f / n) for f in counts.values())
+
+
+@pytest.mark.parametrize("pair", [("##u", "##g"), ("p", "##u"), ("##g", "##s"), ("b", "##u")])
+def test_likelihood_gain_is_the_change_in_log_likelihood(pair):
+    state = MergeState(count_words(HUG_CORPUS))
+    before, predicted = log_likelihood(state), state.likelihood_gain(pair)
+    state.merge(pair)
+    assert log_likelihood(state) - before == pytest.approx(predicted, rel=1e-12)
+
+
+def test_likelihood_score_makes_frequent_words_whole():
+    """The course's ratio prefers pairs of rare pieces; WordPiece's likelihood gain makes `the` (most frequent
+    word here) one piece among the first merges, and keeps it whole in the tokenizer."""
+    texts = SENTENCES + ["Then the zebra quietly juxtaposed the xylophone."]
+    likelihood = train_wordpiece(texts, vocab_size=60)
+    assert "the" in likelihood[:60]
+    assert WordPieceTokenizer(likelihood).tokenize("the cat") == ["the", "cat"]
+    pmi = train_wordpiece(texts, vocab_size=60, score="pmi")
+    assert likelihood.index("the") < (pmi.index("the") if "the" in pmi else len(pmi))
 
 
 def test_vocab_has_the_requested_size_and_the_special_tokens():

@@ -3,16 +3,25 @@
 Lecture 1.1 (contextualized word embeddings), notebook notebooks/01_tokenizer.ipynb.
 
 Cut the corpus into words with BERT's BasicTokenizer and spell every word in characters, the first one plain
-and the others as continuations: "hug" -> h ##u ##g. Then, again and again, fuse the adjacent pair (a, b) with
-the highest score
+and the others as continuations: "hug" -> h ##u ##g. Then, again and again, fuse the adjacent pair (a, b)
+that most raises the likelihood of the corpus under a model that draws pieces independently (a unigram
+model; this is WordPiece's rule, Schuster & Nakajima 2012). With f the counts and N the number of pieces,
+log L = sum_s f(s) log(f(s) / N); fusing the c occurrences of `a b` turns f(a), f(b), N into f(a) - c,
+f(b) - c, N - c and adds a piece ab of count c, and
 
-    score(a, b) = freq(ab) / (freq(a) * freq(b))
+    score(a, b) = log L after - log L before   ("likelihood", the default)
 
-the pair that shows up together far more often than its parts would by chance (fusing it gains the most
-likelihood for a model that draws tokens independently), until the vocabulary has vocab_size tokens.
+Frequent words become single pieces early (`the`, `said`), rare ones stay split into common parts.
+The shortcut taught in the Hugging Face course keeps only the ratio inside the logarithm,
+
+    score(a, b) = freq(ab) / (freq(a) * freq(b))   ("pmi")
+
+which prefers pairs whose parts are rare: on a small corpus it learns whole rare words and leaves `the` as
+`th ##e` (try both in notebooks/01_tokenizer.ipynb). Training stops at vocab_size tokens.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -23,6 +32,7 @@ from ..checkpoint import refuse_to_overwrite, write_text_atomically
 from .wordpiece import CONTINUATION, MAX_CHARS_PER_WORD, WordPieceTokenizer
 
 Pair = tuple[str, str]
+SCORES = ("likelihood", "pmi")
 
 
 def count_words(texts: Iterable[str], lowercase: bool = True) -> Counter[str]:
@@ -48,7 +58,11 @@ def fuse(a: str, b: str) -> str:
 class MergeState:
     """Every distinct word as its current list of symbols, with the symbol and pair counts kept up to date."""
 
-    def __init__(self, word_counts: Counter[str]):
+    def __init__(self, word_counts: Counter[str], score: str = "likelihood"):
+        if score not in SCORES:
+            raise ValueError(f"score is {score!r}; choose 'likelihood' (WordPiece) or 'pmi' (the ratio alone).")
+        self.score = self.likelihood_gain if score == "likelihood" else self.pmi
+        self.total = 0  # pieces in the corpus, N
         self.words = [spell(word) for word in word_counts]
         self.counts = list(word_counts.values())
         self.symbol_freq: Counter[str] = Counter()
@@ -60,6 +74,7 @@ class MergeState:
     def _count(self, index: int, sign: int) -> None:
         """Add (sign=+1) or take away (sign=-1) one word's symbols and pairs."""
         symbols, count = self.words[index], self.counts[index] * sign
+        self.total += len(symbols) * count
         for symbol in symbols:
             _add(self.symbol_freq, symbol, count)
         for pair in zip(symbols, symbols[1:]):
@@ -67,10 +82,22 @@ class MergeState:
             if sign > 0:
                 self.words_with_pair[pair].add(index)
 
-    def score(self, pair: Pair) -> float:
-        """freq(ab) / (freq(a) * freq(b)): high when a and b mostly occur together."""
+    def pmi(self, pair: Pair) -> float:
+        """freq(ab) / (freq(a) * freq(b)): high when a and b mostly occur together, however rarely."""
         a, b = pair
         return self.pair_freq[pair] / (self.symbol_freq[a] * self.symbol_freq[b])
+
+    def likelihood_gain(self, pair: Pair) -> float:
+        """log L after fusing every `a b` minus log L before, with log L = sum_s f(s) log f(s) - N log N."""
+        a, b = pair
+        c, n = self.pair_freq[pair], self.total
+        if a == b:  # `##s ##s`: a loses two pieces per fusion
+            after = _xlogx(c) + _xlogx(self.symbol_freq[a] - 2 * c)
+            before = _xlogx(self.symbol_freq[a])
+        else:
+            after = _xlogx(c) + _xlogx(self.symbol_freq[a] - c) + _xlogx(self.symbol_freq[b] - c)
+            before = _xlogx(self.symbol_freq[a]) + _xlogx(self.symbol_freq[b])
+        return after - before - (_xlogx(n - c) - _xlogx(n))
 
     def best_pair(self, min_frequency: int) -> Pair | None:
         """The pair with the highest score; ties go to the more frequent pair, then to the first in sort order."""
@@ -97,6 +124,10 @@ class MergeState:
             self._count(index, +1)
 
 
+def _xlogx(x: float) -> float:
+    return x * math.log(x) if x > 0 else 0.0  # 0 log 0 = 0; below 0 only when a ##s ##s ##s run overlaps
+
+
 def _add(counter: Counter, key, amount: int) -> None:
     counter[key] += amount
     if counter[key] == 0:
@@ -104,13 +135,14 @@ def _add(counter: Counter, key, amount: int) -> None:
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, lowercase: bool = True, min_frequency: int = 2,
-                    special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
+                    special_tokens: Sequence[str] = SPECIAL_TOKENS, score: str = "likelihood") -> list[str]:
     """A WordPiece vocabulary learnt from `texts`: special tokens, then characters, then merges in order.
 
     Stops early, with fewer than vocab_size tokens, when no pair occurs min_frequency times any more.
+    `score`: "likelihood" (WordPiece's rule) or "pmi" (the Hugging Face course's ratio); see the top of this file.
     """
     word_counts = count_words(texts, lowercase)
-    corpus = MergeState(word_counts)
+    corpus = MergeState(word_counts, score)
     alphabet = sorted({symbol for symbols in corpus.words for symbol in symbols} - set(special_tokens))
     vocab = list(special_tokens) + alphabet
     if vocab_size < len(vocab):
@@ -138,7 +170,7 @@ def write_vocab(vocab: Sequence[str], path: str | os.PathLike, overwrite: bool =
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool = True,
-                    min_frequency: int = 2) -> WordPieceTokenizer:
+                    min_frequency: int = 2, score: str = "likelihood") -> WordPieceTokenizer:
     """train_wordpiece, then a WordPieceTokenizer that uses the learnt vocabulary."""
-    vocab = train_wordpiece(texts, vocab_size, lowercase=lowercase, min_frequency=min_frequency)
+    vocab = train_wordpiece(texts, vocab_size, lowercase=lowercase, min_frequency=min_frequency, score=score)
     return WordPieceTokenizer(vocab, lowercase=lowercase, source="the trained vocab")
