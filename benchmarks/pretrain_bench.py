@@ -37,10 +37,12 @@ sys.path.insert(0, str(ROOT))
 from minibert.config import BertConfig  # noqa: E402
 from minibert.model.pretraining import IGNORE_INDEX, BertForPreTraining  # noqa: E402
 from minibert.pretraining import PretrainingData, Pretrainer, TrainingConfig  # noqa: E402
+from minibert.pretraining.documents import read_documents  # noqa: E402
 from minibert.pretraining.evaluate import evaluate  # noqa: E402
+from minibert.pretraining.pairs import WIKI_UNKNOWN  # noqa: E402
 from minibert.pretraining.plot import plot_loss_curves, smooth  # noqa: E402
 from minibert.resources import pretrained_checkpoint_dir, shared_data_dir  # noqa: E402
-from minibert.tokenizer import WordPieceTokenizer  # noqa: E402
+from minibert.tokenizer import WordPieceTokenizer, train_wordpiece  # noqa: E402
 
 GOALS = {"eval_mlm_accuracy": 0.30, "eval_nsp_accuracy": 0.75}
 
@@ -105,8 +107,17 @@ def main(argv=None) -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=float, default=0.06)
+    parser.add_argument("--adam-beta2", type=float, default=0.999)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--eval-examples", type=int, default=512, help="held-out examples during training")
+    parser.add_argument("--mlm-probability", type=float, default=0.15, help="share of training tokens to predict "
+                        "(held-out text is always scored at BERT's 0.15)")
+    parser.add_argument("--min-document-words", type=int, default=1000,
+                        help="gather the books' and the play's paragraphs into documents of this many words")
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--train-vocab", type=int, default=0, metavar="SIZE",
+                        help="learn a WordPiece vocabulary of SIZE tokens from the training files (0: BERT's); "
+                             "it is saved in --out and reused by later runs with the same --out and SIZE")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for both models")
     parser.add_argument("--skip-transformers", action="store_true")
@@ -117,18 +128,29 @@ def main(argv=None) -> None:
         sys.exit("needs the shared datasets (MINIBERT_DATA) and the MiniLM checkpoint for its vocabulary.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = WordPieceTokenizer.from_pretrained(checkpoint)  # BERT's uncased vocabulary, 30,522 tokens
     train_files, test_files = corpus_files(data_dir)
-    options = dict(tokenizer=tokenizer, max_length=args.max_length, batch_size=args.batch_size)
-    data = PretrainingData.from_files(train_files, seed=args.seed, **options)
+    tokenizer = WordPieceTokenizer.from_pretrained(checkpoint)  # BERT's uncased vocabulary, 30,522 tokens
+    vocab_folder = out / f"vocab-{args.train_vocab}"
+    if args.train_vocab and (vocab_folder / "vocab.txt").is_file():
+        tokenizer = WordPieceTokenizer.from_pretrained(vocab_folder)
+    elif args.train_vocab:
+        print(f"learning a WordPiece vocabulary of {args.train_vocab:,} tokens (a few minutes) ...", file=sys.stderr)
+        sentences = [s.replace(WIKI_UNKNOWN, " ") for d in read_documents(train_files) for s in d]
+        tokenizer = WordPieceTokenizer(train_wordpiece(sentences, args.train_vocab), lowercase=True)
+        tokenizer.save_pretrained(vocab_folder, overwrite=True)
+    options = dict(tokenizer=tokenizer, max_length=args.max_length, batch_size=args.batch_size,
+                   min_document_words=args.min_document_words)
+    data = PretrainingData.from_files(train_files, seed=args.seed, mlm_probability=args.mlm_probability, **options)
     eval_data = PretrainingData.from_files(test_files, seed=args.seed + 1, **options)
     print(f"training data: {data.describe()}\nheld-out data: {eval_data.describe()}", file=sys.stderr)
 
-    config = BertConfig.preset(args.preset, vocab_size=tokenizer.vocab_size)
+    config = BertConfig.preset(args.preset, vocab_size=tokenizer.vocab_size, hidden_dropout_prob=args.dropout,
+                               attention_probs_dropout_prob=args.dropout)
     torch.manual_seed(args.seed)
     ours = BertForPreTraining(config)
     initial = {k: v.clone() for k, v in ours.state_dict().items()}
-    settings = dict(lr=args.lr, warmup=args.warmup, seed=args.seed, eval_every=args.eval_every,
+    settings = dict(lr=args.lr, warmup=args.warmup, adam_beta2=args.adam_beta2, seed=args.seed,
+                    eval_every=args.eval_every,
                     eval_examples=args.eval_examples, save_every=0, device="cpu", bf16=args.bf16)
     results = {"minibert": run("minibert", ours, data, eval_data,
                                TrainingConfig(out_dir=out / "minibert", minutes=args.minutes, **settings))}

@@ -83,6 +83,31 @@ def test_is_next_and_not_next_are_balanced_and_true_to_their_label():
             assert pair.tokens_b[0] // 1000 != document_a, "NotNext: B comes from another document"
 
 
+def test_not_next_text_comes_from_the_same_file_and_is_as_long_as_the_true_next():
+    """Two 'files' of 200 documents each (sources 0 and 1). A NotNext B is drawn from the file of A, so the
+    model cannot answer NSP by telling one kind of text from another; and NotNext examples are as long as
+    IsNext ones (documents here are shorter than an example: Google's rule would make every NotNext longer)."""
+    documents = id_documents(400, sentences=(2, 4))
+    sources = [0] * 200 + [1] * 200
+    pairs = create_pairs(documents, max_length=128, generator=torch.Generator().manual_seed(5), sources=sources)
+    not_next = [p for p in pairs if p.label == NOT_NEXT]
+    assert len(not_next) > 150
+    assert all(sources[p.tokens_b[0] // 1000] == sources[p.tokens_a[0] // 1000] for p in not_next)
+
+    def mean_length(label):
+        lengths = [len(p.tokens_a) + len(p.tokens_b) for p in pairs if p.label == label]
+        return sum(lengths) / len(lengths)
+    # the two means differ by at most a third of a sentence (a NotNext B ends at a sentence end of its own)
+    assert abs(mean_length(NOT_NEXT) - mean_length(IS_NEXT)) < 3
+
+
+def test_min_document_words_gathers_paragraphs(tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_text("One two three.\n\nFour five.\n\nSix seven eight nine.\n\nTen.\n", encoding="utf-8")
+    assert len(read_documents(path)) == 4
+    assert read_documents(path, min_words=5) == [["One two three.", "Four five."], ["Six seven eight nine.", "Ten."]]
+
+
 def test_no_text_is_wasted_when_next_sentences_are_replaced():
     """The sentences a NotNext example displaced start the next example: every token of every document is
     used in some segment A or IsNext segment B."""

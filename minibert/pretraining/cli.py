@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
                       help="plain-text files; documents are separated by blank lines or WikiText headings")
+    data.add_argument("--min-document-words", type=int, default=0, metavar="N",
+                      help="gather blank-line blocks into documents of at least N words (for books and plays, "
+                           "whose blank lines end paragraphs, not documents); WikiText files are cut at headings")
     data.add_argument("--eval-files", nargs="*", default=[], metavar="FILE",
                       help="held-out text for MLM accuracy, NSP accuracy and perplexity during training")
     data.add_argument("--tokenizer", metavar="FOLDER",
@@ -70,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     train.add_argument("--warmup", type=float, default=0.06, help="share of the steps spent warming up")
     train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--adam-beta2", type=float, default=0.999, help="0.98 (RoBERTa) is steadier at a high --lr")
     train.add_argument("--clip", type=float, default=1.0, help="maximum gradient norm (0: no clipping)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=distributed.DEVICES, default="auto")
@@ -95,8 +99,11 @@ def main(args: argparse.Namespace) -> None:
         data_options = dict(tokenizer=tokenizer, max_length=args.max_length, batch_size=args.batch_size,
                             task=args.task, short_seq_prob=args.short_seq_prob, whole_word=args.whole_word,
                             mlm_probability=args.mlm_probability, group_by_length=args.group_by_length)
-        data = PretrainingData.from_files(args.corpus, seed=args.seed, **data_options)
-        eval_data = PretrainingData.from_files(args.eval_files, seed=args.seed + 1, **data_options) \
+        data = PretrainingData.from_files(args.corpus, seed=args.seed, min_document_words=args.min_document_words,
+                                          **data_options)
+        eval_options = {**data_options, "mlm_probability": 0.15}  # held-out scores stay comparable across runs
+        eval_data = PretrainingData.from_files(args.eval_files, seed=args.seed + 1,
+                                               min_document_words=args.min_document_words, **eval_options) \
             if args.eval_files else None
         if runtime.is_main:
             print(f"training data: {data.describe()}", file=sys.stderr)
@@ -104,6 +111,7 @@ def main(args: argparse.Namespace) -> None:
         model = build_model(args, tokenizer)
         config = TrainingConfig(out_dir=out, steps=args.steps, minutes=args.minutes, accumulation=args.accumulation,
                                 lr=args.lr, warmup=args.warmup, weight_decay=args.weight_decay,
+                                adam_beta2=args.adam_beta2,
                                 max_grad_norm=args.clip, seed=args.seed, eval_every=args.eval_every,
                                 eval_examples=args.eval_examples, save_every=args.save_every,
                                 device=args.device, bf16=args.bf16)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..model.pretraining import IGNORE_INDEX
-from .documents import read_documents
+from .documents import read_documents_by_file
 from .masking import Masker
 from .pairs import SegmentPair, create_pairs, tokenize_documents
 
@@ -51,8 +51,10 @@ class PretrainingData:
 
     def __init__(self, documents: list[list[list[int]]], masker: Masker, cls_token_id: int, sep_token_id: int,
                  pad_token_id: int, batch_size: int, max_length: int = 128, seed: int = 0, task: str = "nsp",
-                 short_seq_prob: float = 0.1, group_by_length: bool = True):
+                 short_seq_prob: float = 0.1, group_by_length: bool = True, sources: list[int] | None = None):
+        """`sources[i]`: the file document i came from (NotNext text is drawn from the same file)."""
         self.documents, self.masker, self.batch_size, self.seed = documents, masker, batch_size, seed
+        self.sources = sources
         self.max_length, self.task, self.short_seq_prob = max_length, task, short_seq_prob
         self.cls, self.sep, self.pad = cls_token_id, sep_token_id, pad_token_id
         self.group_by_length = group_by_length
@@ -65,17 +67,23 @@ class PretrainingData:
     @classmethod
     def from_files(cls, paths: list[str | Path], tokenizer, max_length: int = 128, batch_size: int = 32,
                    seed: int = 0, task: str = "nsp", short_seq_prob: float = 0.1, whole_word: bool = False,
-                   mlm_probability: float = 0.15, group_by_length: bool = True) -> "PretrainingData":
-        documents = tokenize_documents(read_documents(paths), tokenizer)
+                   mlm_probability: float = 0.15, group_by_length: bool = True,
+                   min_document_words: int = 0) -> "PretrainingData":
+        """`min_document_words`: in files without WikiText headings, gather blank-line blocks into documents
+        of at least this many words (for books and plays, whose blank lines end paragraphs; documents.py)."""
+        files = [tokenize_documents(documents, tokenizer)
+                 for documents in read_documents_by_file(paths, min_document_words)]
+        documents = [document for file in files for document in file]
+        sources = [k for k, file in enumerate(files) for _ in file]
         masker = Masker.from_tokenizer(tokenizer, whole_word, mlm_probability)
         return cls(documents, masker, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
-                   batch_size, max_length, seed, task, short_seq_prob, group_by_length)
+                   batch_size, max_length, seed, task, short_seq_prob, group_by_length, sources)
 
     def epoch_pairs(self, epoch: int) -> list[SegmentPair]:
         """The segment pairs of one epoch (the two most recent epochs are kept)."""
         if epoch not in self._pairs:
             self._pairs[epoch] = create_pairs(self.documents, self.max_length, self.generator(epoch, 0), self.task,
-                                              self.short_seq_prob)
+                                              self.short_seq_prob, self.sources)
             for old in sorted(self._pairs)[:-2]:
                 del self._pairs[old]
         return self._pairs[epoch]
@@ -91,8 +99,14 @@ class PretrainingData:
     def describe(self) -> str:
         lengths = torch.tensor([len(p.tokens_a) + len(p.tokens_b) + 3 for p in self.pairs], dtype=torch.float)
         not_next = sum(p.label for p in self.pairs) / len(self.pairs)
-        return (f"{len(self.pairs):,} examples, {int(lengths.sum()):,} tokens (mean length {lengths.mean():.0f}), "
+        text = (f"{len(self.pairs):,} examples, {int(lengths.sum()):,} tokens (mean length {lengths.mean():.0f}), "
                 f"{not_next:.1%} labelled 1 (NotNext / swapped), {self.batches_per_epoch:,} batches per epoch")
+        document_tokens = sum(len(s) for d in self.documents for s in d) / len(self.documents)
+        if self.task == "nsp" and document_tokens < self.max_length:
+            text += (f"\nnote: documents hold {document_tokens:.0f} tokens on average, less than one example of "
+                     f"{self.max_length}; if blank lines in this text end paragraphs rather than documents, "
+                     "gather them with --min-document-words 1000, or NSP will learn input lengths (documents.py)")
+        return text
 
     # ----- which examples make step s -----
     def epoch_batches(self, epoch: int) -> list[list[int]]:

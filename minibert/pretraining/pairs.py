@@ -9,9 +9,12 @@ A port of `create_instances_from_document` in Google's create_pretraining_data.p
   the sentences it displaced go back to the document and start the next chunk, so no text is wasted;
 - SOP: with probability 0.5 the two segments swap places (label 1, wrong order);
 - the longer segment is trimmed, from the front or the back at random, until [CLS] A [SEP] B [SEP] fits.
-One difference from Google's code: a chunk of a single sentence is cut inside that sentence, so that short
-documents still give true pairs (Google's code turns every such chunk into a NotNext example, which tilts
-the labels on text made of short paragraphs, like a play).
+Three differences from Google's code. A NotNext segment B comes from the same file as A (Google's draws from
+the whole corpus; on a mix of Wikipedia, Shakespeare and novels the model would learn to spot a change of
+style, which says nothing on held-out Wikipedia). It is as long as the true B it replaces, not as long as the
+room left (see the comment in `pairs_from_document`). And a chunk of a single sentence is cut inside that
+sentence, so that short documents still give true pairs (Google's code turns every such chunk into a NotNext
+example, which tilts the labels on text made of short paragraphs, like a play).
 """
 from __future__ import annotations
 
@@ -42,9 +45,11 @@ def tokenize_documents(documents: list[list[str]], tokenizer) -> list[list[list[
 
 
 def create_pairs(documents: list[list[list[int]]], max_length: int, generator: torch.Generator,
-                 task: str = "nsp", short_seq_prob: float = 0.1) -> list[SegmentPair]:
+                 task: str = "nsp", short_seq_prob: float = 0.1, sources: list[int] | None = None) -> list[SegmentPair]:
     """All the segment pairs of a tokenized corpus, in document order; each fits in `max_length` with
-    its three special tokens."""
+    its three special tokens. `sources[i]`: which file document i came from; a NotNext segment is drawn from
+    another document of the same file (when it has two or more), so that telling Shakespeare from Wikipedia
+    does not answer NSP."""
     if task not in TASKS:
         raise ValueError(f"task is {task!r}; choose 'nsp' (next-sentence prediction, BERT) or 'sop' "
                          "(sentence-order prediction, ALBERT).")
@@ -53,13 +58,21 @@ def create_pairs(documents: list[list[list[int]]], max_length: int, generator: t
     if task == "nsp" and len(documents) < 2:
         raise ValueError("next-sentence prediction needs at least two documents to draw NotNext segments "
                          "from; give more text, or separate documents by blank lines.")
+    sources = sources or [0] * len(documents)
+    by_source: dict[int, list[int]] = {}
+    for index, source in enumerate(sources):
+        by_source.setdefault(source, []).append(index)
+    everything = list(range(len(documents)))
     pairs = []
     for index in range(len(documents)):
-        pairs += pairs_from_document(documents, index, max_length - 3, generator, task, short_seq_prob)
+        partners = by_source[sources[index]] if len(by_source[sources[index]]) > 1 else everything
+        pairs += pairs_from_document(documents, index, max_tokens=max_length - 3, generator=generator, task=task,
+                                     short_seq_prob=short_seq_prob, partners=partners)
     return pairs
 
 
-def pairs_from_document(documents, index, max_tokens, generator, task, short_seq_prob) -> list[SegmentPair]:
+def pairs_from_document(documents, index, max_tokens, generator, task, short_seq_prob,
+                        partners: list[int]) -> list[SegmentPair]:
     document = documents[index]
     target_length = max_tokens
     if uniform(generator) < short_seq_prob:
@@ -75,7 +88,10 @@ def pairs_from_document(documents, index, max_tokens, generator, task, short_seq
             tokens_b = [t for segment in segments[a_end:] for t in segment]
             label = IS_NEXT
             if task == "nsp" and (not tokens_b or uniform(generator) < 0.5):
-                tokens_b = random_segment(documents, index, target_length - len(tokens_a), generator)
+                # as long as the B it replaces, so that length tells nothing about the label (Google's code
+                # fills up to the target, which on short documents makes every NotNext input the long one)
+                length = len(tokens_b) if tokens_b else target_length - len(tokens_a)
+                tokens_b = random_segment(documents, partners, index, length, generator)
                 label = NOT_NEXT
                 if len(chunk) > 1:
                     i -= len(chunk) - a_end  # the sentences B displaced go back: they start the next chunk
@@ -97,10 +113,10 @@ def split_in_two(sentence: list[int], generator: torch.Generator) -> list[list[i
     return [sentence[:cut], sentence[cut:]]
 
 
-def random_segment(documents, avoid: int, length: int, generator: torch.Generator) -> list[int]:
-    """About `length` tokens of consecutive sentences from a random other document."""
+def random_segment(documents, partners: list[int], avoid: int, length: int, generator: torch.Generator) -> list[int]:
+    """About `length` tokens of consecutive sentences from a random document of `partners` other than `avoid`."""
     for _ in range(10):  # as Google's code: ten tries to draw another document, then take what came
-        other = randint(generator, 0, len(documents) - 1)
+        other = partners[randint(generator, 0, len(partners) - 1)]
         if other != avoid:
             break
     document = documents[other]
