@@ -41,6 +41,7 @@ from minibert.pretraining.documents import read_documents  # noqa: E402
 from minibert.pretraining.evaluate import evaluate  # noqa: E402
 from minibert.pretraining.pairs import WIKI_UNKNOWN  # noqa: E402
 from minibert.pretraining.plot import plot_loss_curves, smooth  # noqa: E402
+from minibert.pretraining.training_state import CHECKPOINT_FILE  # noqa: E402
 from minibert.resources import pretrained_checkpoint_dir, shared_data_dir  # noqa: E402
 from minibert.tokenizer import WordPieceTokenizer, train_wordpiece  # noqa: E402
 
@@ -67,11 +68,17 @@ def corpus_files(data: Path) -> tuple[list[Path], list[Path]]:
     return [p for p in train if p.is_file()], [data / "wikitext-2" / "test.txt"]
 
 
-def run(name: str, model: nn.Module, data, eval_data, config: TrainingConfig, until_step: int | None = None) -> dict:
+def run(name: str, model: nn.Module, data, eval_data, config: TrainingConfig, until_step: int | None = None,
+        reuse: bool = False) -> dict:
     print(f"\n== {name} ==", file=sys.stderr)
     trainer = Pretrainer(model, data, config, eval_data)
     began = time.perf_counter()
-    result = trainer.train(until_step=until_step)
+    if reuse and (Path(config.out_dir) / CHECKPOINT_FILE).is_file():
+        trainer.resume()  # the finished run's weights, history and training time, without training again
+        print(f"reusing the finished run in {config.out_dir} (step {trainer.step})", file=sys.stderr)
+        result = {"history": trainer.history, "evaluations": trainer.evaluations}
+    else:
+        result = trainer.train(until_step=until_step)
     result.update(name=name, wall_seconds=time.perf_counter() - began, total_steps=trainer.total_steps,
                   training_seconds=trainer.seconds, tokens=trainer.tokens)
     return result
@@ -103,24 +110,26 @@ def main(argv=None) -> None:
                         help="time for minibert's run (transformers then runs the same steps)")
     parser.add_argument("--out", default="runs/pretrain-bench")
     parser.add_argument("--preset", default="mini")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=float, default=0.06)
     parser.add_argument("--adam-beta2", type=float, default=0.999)
-    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-examples", type=int, default=512, help="held-out examples during training")
-    parser.add_argument("--mlm-probability", type=float, default=0.15, help="share of training tokens to predict "
+    parser.add_argument("--mlm-probability", type=float, default=0.3, help="share of training tokens to predict "
                         "(held-out text is always scored at BERT's 0.15)")
     parser.add_argument("--min-document-words", type=int, default=1000,
                         help="gather the books' and the play's paragraphs into documents of this many words")
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--train-vocab", type=int, default=0, metavar="SIZE",
+    parser.add_argument("--dropout", type=float, default=0.0, help="none: a short run does not overfit")
+    parser.add_argument("--train-vocab", type=int, default=8192, metavar="SIZE",
                         help="learn a WordPiece vocabulary of SIZE tokens from the training files (0: BERT's); "
                              "it is saved in --out and reused by later runs with the same --out and SIZE")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for both models")
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--reuse-minibert", action="store_true",
+                        help="take minibert's finished run from --out instead of training it again")
     args = parser.parse_args(argv)
 
     data_dir, checkpoint = shared_data_dir(), pretrained_checkpoint_dir()
@@ -153,7 +162,8 @@ def main(argv=None) -> None:
                     eval_every=args.eval_every,
                     eval_examples=args.eval_examples, save_every=0, device="cpu", bf16=args.bf16)
     results = {"minibert": run("minibert", ours, data, eval_data,
-                               TrainingConfig(out_dir=out / "minibert", minutes=args.minutes, **settings))}
+                               TrainingConfig(out_dir=out / "minibert", minutes=args.minutes, **settings),
+                               reuse=args.reuse_minibert)}
     steps, total = len(results["minibert"]["history"]), results["minibert"]["total_steps"]
 
     models = {"minibert": ours}

@@ -206,6 +206,18 @@ def test_pairs_are_drawn_anew_each_epoch(small_data):
     assert data.epoch_pairs(0) == first, "and the same ones when an epoch is asked for again"
 
 
+def test_an_earlier_epoch_can_be_asked_for_again(small_data):
+    """A second run over the same data (the benchmark trains two models on it) goes back to epoch 0 after
+    later epochs were made; it must get the same pairs and batches as the first time."""
+    _, data = small_data
+    first = [(p.tokens_a, p.tokens_b, p.label) for p in data.epoch_pairs(0)]
+    batch = data.micro_batches(0)[0]
+    for epoch in (1, 2, 3):
+        data.epoch_pairs(epoch)
+    assert [(p.tokens_a, p.tokens_b, p.label) for p in data.epoch_pairs(0)] == first
+    assert torch.equal(data.micro_batches(0)[0].input_ids, batch.input_ids)
+
+
 def test_processes_and_micro_batches_share_out_exactly_the_single_process_batch(small_data):
     _, data = small_data
 

@@ -80,12 +80,13 @@ class PretrainingData:
                    batch_size, max_length, seed, task, short_seq_prob, group_by_length, sources)
 
     def epoch_pairs(self, epoch: int) -> list[SegmentPair]:
-        """The segment pairs of one epoch (the two most recent epochs are kept)."""
+        """The segment pairs of one epoch (the two most recently made epochs are kept; any other is made again,
+        the same, when asked for)."""
         if epoch not in self._pairs:
             self._pairs[epoch] = create_pairs(self.documents, self.max_length, self.generator(epoch, 0), self.task,
                                               self.short_seq_prob, self.sources)
-            for old in sorted(self._pairs)[:-2]:
-                del self._pairs[old]
+            while len(self._pairs) > 2:
+                del self._pairs[next(iter(self._pairs))]  # the oldest made, never the one just made
         return self._pairs[epoch]
 
     @property
