@@ -22,11 +22,10 @@ import torch
 from ..config import PRESETS, BertConfig
 from ..model.pretraining import BertForPreTraining
 from ..resources import pretrained_checkpoint_dir
-from ..tokenizer import WordPieceTokenizer, train_wordpiece
+from ..tokenizer import WordPieceTokenizer
 from . import distributed
-from .data import PretrainingData
-from .documents import read_documents
-from .pairs import TASKS, WIKI_UNKNOWN
+from .data import PretrainingData, learn_vocabulary
+from .pairs import TASKS
 from .trainer import Pretrainer, TrainingConfig, TrainingDiverged
 from .training_state import CHECKPOINT_FILE, load_checkpoint
 
@@ -151,11 +150,9 @@ def load_tokenizer(args: argparse.Namespace, out: Path, runtime: distributed.Run
         return WordPieceTokenizer.from_pretrained(out)
     if args.train_vocab:
         if runtime.is_main:  # one process learns the vocabulary, the others read it
-            # WikiText's <unk> placeholder is not a word of the language: keep it out of the vocabulary
-            sentences = [s.replace(WIKI_UNKNOWN, " ") for document in read_documents(args.corpus) for s in document]
-            vocab = train_wordpiece(sentences, args.train_vocab, lowercase=True)
-            print(f"learnt a WordPiece vocabulary of {len(vocab):,} tokens from the corpus", file=sys.stderr)
-            WordPieceTokenizer(vocab, lowercase=True).save_pretrained(out, overwrite=True)
+            tokenizer = learn_vocabulary(args.corpus, args.train_vocab)
+            print(f"learnt a WordPiece vocabulary of {tokenizer.vocab_size:,} tokens from the corpus", file=sys.stderr)
+            tokenizer.save_pretrained(out, overwrite=True)
         distributed.barrier(runtime)
         return WordPieceTokenizer.from_pretrained(out)
     folder = Path(args.tokenizer) if args.tokenizer else pretrained_checkpoint_dir()

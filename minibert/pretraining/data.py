@@ -19,11 +19,19 @@ import torch
 from torch import Tensor
 
 from ..model.pretraining import IGNORE_INDEX
-from .documents import read_documents_by_file
+from ..tokenizer import WordPieceTokenizer, train_wordpiece
+from .documents import read_documents, read_documents_by_file
 from .masking import Masker
-from .pairs import SegmentPair, create_pairs, tokenize_documents
+from .pairs import WIKI_UNKNOWN, SegmentPair, create_pairs, tokenize_documents
 
 LENGTH_GROUP = 50  # batches whose examples are sorted by length together, so that little padding is needed
+
+
+def learn_vocabulary(paths: list[str | Path], vocab_size: int) -> WordPieceTokenizer:
+    """A lower-cased WordPiece tokenizer whose vocabulary is learnt from the sentences of the corpus files."""
+    # WikiText's <unk> placeholder is not a word of the language: keep it out of the vocabulary
+    sentences = [s.replace(WIKI_UNKNOWN, " ") for document in read_documents(paths) for s in document]
+    return WordPieceTokenizer(train_wordpiece(sentences, vocab_size, lowercase=True), lowercase=True)
 
 
 @dataclass
