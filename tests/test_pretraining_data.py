@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from minibert.pretraining import Masker, PretrainingData
+from minibert.pretraining.data import StagedData
 from minibert.pretraining.documents import read_documents, split_documents, split_sentences
 from minibert.pretraining.pairs import IS_NEXT, NOT_NEXT, create_pairs, tokenize_documents, truncate_pair
 from minibert.tokenizer import WordPieceTokenizer
@@ -233,6 +234,27 @@ def test_processes_and_micro_batches_share_out_exactly_the_single_process_batch(
         assert interleaved == whole
     with pytest.raises(ValueError, match="divisible by 3"):
         data.micro_batches(0, accumulation=3)
+
+
+def test_staged_data_serves_each_stage_from_its_own_step_zero(small_data, tmp_path):
+    tokenizer, long = small_data
+    short = PretrainingData.from_files([tmp_path / "corpus.txt"], tokenizer, max_length=12, batch_size=8)
+    staged = StagedData([(3, short), (None, long)])
+
+    def same(a, b):
+        return all(torch.equal(getattr(x, f), getattr(y, f)) for x, y in zip(a, b)
+                   for f in ("input_ids", "labels", "token_type_ids", "next_sentence_label"))
+
+    for step in range(3):
+        assert same(staged.micro_batches(step), short.micro_batches(step))
+        assert staged.micro_batches(step)[0].input_ids.shape[1] <= 12
+    for step in (3, 4, 3 + long.batches_per_epoch):
+        assert same(staged.micro_batches(step, accumulation=2), long.micro_batches(step - 3, accumulation=2))
+    assert staged.stage(2)[1] is short and staged.stage(10**6) == (3, long)
+    with pytest.raises(ValueError, match="the last, which takes the rest"):
+        StagedData([(3, short), (5, long)])
+    built = StagedData.short_then_long([tmp_path / "corpus.txt"], 3, 12, max_length=32, batch_size=8, tokenizer=tokenizer)
+    assert [(steps, d.max_length, d.batch_size) for steps, d in built.stages] == [(3, 12, 21), (None, 32, 8)]
 
 
 def test_every_example_is_seen_once_per_epoch(small_data):

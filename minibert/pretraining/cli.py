@@ -24,7 +24,7 @@ from ..model.pretraining import BertForPreTraining
 from ..resources import pretrained_checkpoint_dir
 from ..tokenizer import WordPieceTokenizer
 from . import distributed
-from .data import PretrainingData, learn_vocabulary
+from .data import PretrainingData, StagedData, learn_vocabulary
 from .pairs import TASKS
 from .trainer import Pretrainer, TrainingConfig, TrainingDiverged
 from .training_state import CHECKPOINT_FILE, load_checkpoint
@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--train-vocab", type=int, metavar="SIZE",
                       help="first learn a fresh WordPiece vocabulary of SIZE tokens from the corpus")
     data.add_argument("--max-length", type=int, default=128, help="tokens per example, with [CLS] and [SEP]s")
+    data.add_argument("--short-steps", type=int, default=0, metavar="N",
+                      help="first train N steps on --short-length examples, as many tokens per step in more "
+                           "examples: a small model learns to use the neighbouring words much sooner there")
+    data.add_argument("--short-length", type=int, default=32, metavar="TOKENS")
     data.add_argument("--task", choices=TASKS, default="nsp",
                       help="nsp: next-sentence prediction (BERT); sop: sentence-order prediction (ALBERT)")
     data.add_argument("--short-seq-prob", type=float, default=0.1,
@@ -98,8 +102,12 @@ def main(args: argparse.Namespace) -> None:
         data_options = dict(tokenizer=tokenizer, max_length=args.max_length, batch_size=args.batch_size,
                             task=args.task, short_seq_prob=args.short_seq_prob, whole_word=args.whole_word,
                             mlm_probability=args.mlm_probability, group_by_length=args.group_by_length)
-        data = PretrainingData.from_files(args.corpus, seed=args.seed, min_document_words=args.min_document_words,
-                                          **data_options)
+        if args.short_steps:
+            data = StagedData.short_then_long(args.corpus, args.short_steps, args.short_length, seed=args.seed,
+                                              min_document_words=args.min_document_words, **data_options)
+        else:
+            data = PretrainingData.from_files(args.corpus, seed=args.seed, min_document_words=args.min_document_words,
+                                              **data_options)
         eval_options = {**data_options, "mlm_probability": 0.15}  # held-out scores stay comparable across runs
         eval_data = PretrainingData.from_files(args.eval_files, seed=args.seed + 1,
                                                min_document_words=args.min_document_words, **eval_options) \
@@ -133,8 +141,9 @@ def check_output_folder(out: Path, args: argparse.Namespace) -> None:
     checkpoint = out / CHECKPOINT_FILE
     if args.resume:
         saved = load_checkpoint(checkpoint)["extra"].get("args", {})
-        changed = {k: (saved.get(k), v) for k, v in saved_arguments(args).items()
-                   if k not in MAY_CHANGE_ON_RESUME and saved.get(k) != v}
+        # an option that minibert gained after the run started is not in `saved`: it cannot have changed
+        changed = {k: (saved[k], v) for k, v in saved_arguments(args).items()
+                   if k not in MAY_CHANGE_ON_RESUME and k in saved and saved[k] != v}
         if changed:
             sys.exit("error: --resume continues a run with the options it started with; these differ:\n" +
                      "\n".join(f"  --{k.replace('_', '-')}: started with {old!r}, now {new!r}"

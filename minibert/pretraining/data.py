@@ -204,3 +204,60 @@ class PretrainingData:
         chosen = sorted(order[:limit], key=lambda i: len(self.pairs[i].tokens_a) + len(self.pairs[i].tokens_b))
         size = batch_size or self.batch_size
         return [self.collate(0, chosen[k:k + size]) for k in range(0, len(chosen), size)]
+
+
+class StagedData:
+    """Short examples first, then long ones: each stage's PretrainingData serves a run of steps.
+
+    `stages`: [(steps, data), ..., (None, data)]; the last stage takes every step after the others. Stage k
+    starts at its own step 0, so it sees its epochs from the beginning. A small BERT on 32-token examples
+    learns to use the neighbouring tokens within a thousand steps, while at 128 it can stay for thousands
+    on the frequent-word plateau (lecture note, "The plateau"); staged training (Press et al., Shortformer,
+    2021) keeps that head start and still trains on long inputs. Equal tokens per step (64 x 32, then
+    16 x 128) keep the schedule fitted to --minutes right.
+    """
+
+    def __init__(self, stages: list[tuple[int | None, PretrainingData]]):
+        if not stages or stages[-1][0] is not None or any(s is None or s < 1 for s, _ in stages[:-1]):
+            raise ValueError("stages are [(steps, data), ..., (None, data)]: a positive number of steps for "
+                             "each stage but the last, which takes the rest.")
+        self.stages = stages
+
+    @classmethod
+    def short_then_long(cls, paths: list[str | Path], short_steps: int, short_length: int, max_length: int,
+                        batch_size: int, **options) -> "StagedData":
+        """`short_steps` steps of `short_length`-token examples, then `max_length` ones for the rest. The short
+        stage has max_length / short_length times the batch size: about as many tokens in every step.
+        `options`: the rest of PretrainingData.from_files's arguments."""
+        short = PretrainingData.from_files(paths, max_length=short_length,
+                                           batch_size=batch_size * max_length // short_length, **options)
+        return cls([(short_steps, short),
+                    (None, PretrainingData.from_files(paths, max_length=max_length, batch_size=batch_size, **options))])
+
+    @property
+    def last(self) -> PretrainingData:
+        return self.stages[-1][1]
+
+    def stage(self, step: int) -> tuple[int, PretrainingData]:
+        """(first step, data) of the stage that step `step` belongs to."""
+        start = 0
+        for steps, data in self.stages:
+            if steps is None or step < start + steps:
+                return start, data
+            start += steps
+        raise AssertionError("unreachable: the last stage has no end")
+
+    @property
+    def batch_size(self) -> int:
+        return self.stages[0][1].batch_size
+
+    def micro_batches(self, step: int, accumulation: int = 1, rank: int = 0, world_size: int = 1) -> list[Batch]:
+        start, data = self.stage(step)
+        return data.micro_batches(step - start, accumulation, rank, world_size)
+
+    def mean_padded_tokens(self) -> float:
+        return self.stages[0][1].mean_padded_tokens()  # the stage whose steps are timed to fit --minutes
+
+    def describe(self) -> str:
+        return "\n".join(f"stage {k + 1} ({f'{steps:,} steps' if steps else 'the rest'}, {data.max_length} tokens): "
+                         f"{data.describe()}" for k, (steps, data) in enumerate(self.stages))
