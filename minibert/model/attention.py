@@ -16,6 +16,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..config import BertConfig
+from .blocked_attention import blocked_attention_with_dropout, scores_fit_in_cache
 from .dropout import Dropout, dropout, drop_mask
 
 
@@ -24,11 +25,14 @@ def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropo
     """softmax(q k^T / sqrt(d) + mask) v, for q (b h n d), k and v (b h m d), mask (b 1 1 m) additive.
 
     The fused kernel computes the same thing without materialising the (n x m) probabilities, so it runs
-    whenever nobody asked to see them. On a CPU it has no dropout: there, in training, PyTorch would fall back
-    to its own copy of the lines below, with extra checks, so they run as written.
+    whenever nobody asked to see them. On a CPU it has no dropout: there, in training, the lines below run as
+    written, or, when the probabilities would not fit in the cache, a few heads at a time
+    (model/blocked_attention.py).
     """
     if not return_probs and (dropout_p == 0.0 or q.device.type != "cpu"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
+    if not return_probs and dropout_p < 1.0 and not scores_fit_in_cache(q, k):
+        return blocked_attention_with_dropout(q, k, v, mask, dropout_p), None
     # In place where autograd allows it: the (n x m) scores are the biggest tensors of the model.
     scores = q @ k.transpose(-2, -1)  # b h n m
     scores /= math.sqrt(q.shape[-1])

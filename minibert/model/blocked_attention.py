@@ -1,0 +1,107 @@
+"""Attention with dropout for CPU training, a few heads at a time so the (n x m) blocks stay in the cache.
+
+Lecture 1.1 (the Transformer encoder); README, "Speed". The same numbers as `attention_kernel`'s explicit path
+in model/attention.py, written out forward and backward by hand.
+
+Why: PyTorch's fused attention kernel has no dropout on a CPU, so training there materialises the attention
+probabilities, b x h x n x m floats per layer (50 MB at length 512, batch 4, 12 heads: more than the
+last-level cache). Scaling, masking, softmax, dropout and their backward passes each stream that tensor
+through main memory, and at length 512 those passes cost more than the matmuls. Here every step of the
+computation runs on one block of heads while it is still in the cache, and only the probabilities and the
+dropout mask are written out for the backward pass. FlashAttention applies the same idea to a GPU's on-chip
+memory, one level further: it even recomputes the probabilities instead of storing them.
+
+Shape legend: b batch, h heads, c heads in one block (of any examples), n query tokens, m key tokens, d head size.
+Forward, for one block, with D the dropout mask and p its rate:
+    S = q k^T / sqrt(d) + mask,   P = softmax(S),   out = (P with D zeroed) v / (1 - p)
+Backward, from dout:
+    dv = (P with D zeroed)^T dout / (1 - p),   dP = (dout v^T with D zeroed) / (1 - p)
+    dS = P * (dP - rowsum(dP * P))          (the softmax's Jacobian, applied row by row)
+    dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange, repeat
+from torch import Tensor
+
+from .dropout import drop_mask
+
+# About the last-level cache of a laptop or server core pair. When a layer's scores fit in it, the plain
+# formula is as fast; otherwise they go in blocks of half of it (the tensors made from a block need the rest).
+CACHE_BYTES = 16 * 2**20
+
+
+def scores_fit_in_cache(q: Tensor, k: Tensor) -> bool:
+    """Whether the (b h n m) attention scores for q (b h n d) and k (b h m d) fit in CACHE_BYTES."""
+    return q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size() <= CACHE_BYTES
+
+
+def blocks(heads: int, n: int, m: int, element_size: int = 4) -> list[slice]:
+    """Slices of the `heads` (b x h, all examples' heads in a row), each block's scores at most half of
+    CACHE_BYTES (one head at least)."""
+    per_block = max(1, CACHE_BYTES // 2 // (n * m * element_size))
+    return [slice(start, min(start + per_block, heads)) for start in range(0, heads, per_block)]
+
+
+class BlockedAttentionWithDropout(torch.autograd.Function):
+    """out, dropped = apply(q, k, v, mask, p): q (b h n d), k and v (b h m d), mask (b 1 1 m) additive or None.
+
+    `dropped` (b h n m, bool) is the dropout mask that was drawn, returned so that tests can check the result.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float):
+        b, h, n, d = q.shape
+        m = k.shape[2]
+        # Every example's heads in one row of (b h) blocks; reshape copies the strided views of the fused
+        # projection once (n x d each, small), and bmm runs much faster on contiguous blocks.
+        q, k, v = (rearrange(x, "b h n d -> (b h) n d") for x in (q, k, v))
+        if mask is not None:
+            mask = repeat(mask, "b 1 1 m -> (b h) 1 m", h=h)
+        probs = q.new_empty(b * h, n, m)  # kept for the backward pass
+        dropped = torch.empty(b * h, n, m, dtype=torch.bool, device=q.device)
+        out = q.new_empty(b * h, n, d)
+        for block in blocks(b * h, n, m, q.element_size()):
+            scores = q[block] @ k[block].transpose(1, 2)  # c n m
+            scores /= math.sqrt(d)  # as attention_kernel does, so both give the same numbers
+            if mask is not None:
+                scores += mask[block]  # padded keys get a huge negative score
+            weights = scores.softmax(dim=-1)
+            drop = drop_mask(weights, p)
+            torch.bmm(torch.where(drop, 0.0, weights), v[block], out=out[block])
+            probs[block], dropped[block] = weights, drop
+        out /= 1 - p  # dropout's rescaling, on the (n x d) result instead of the (n x m) probabilities
+        ctx.save_for_backward(q, k, v, probs, dropped)
+        ctx.p = p
+        ctx.mark_non_differentiable(dropped)
+        split = "(b h) n x -> b h n x"
+        return rearrange(out, split, b=b), rearrange(dropped, split, b=b)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor, _grad_dropped):
+        q, k, v, probs, dropped = ctx.saved_tensors
+        b = grad_out.shape[0]
+        # n x d: the cheapest place for dropout's 1 / (1 - p)
+        grad_out = rearrange(grad_out / (1 - ctx.p), "b h n d -> (b h) n d")
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        for block in blocks(*probs.shape, probs.element_size()):
+            weights, drop, dout = probs[block], dropped[block], grad_out[block]
+            torch.bmm(torch.where(drop, 0.0, weights).transpose(1, 2), dout, out=dv[block])
+            grad_probs = (dout @ v[block].transpose(1, 2)).masked_fill_(drop, 0.0)  # c n m
+            grad_scores = grad_probs.sub_((grad_probs * weights).sum(-1, keepdim=True)).mul_(weights)
+            torch.bmm(grad_scores, k[block], out=dq[block])
+            torch.bmm(grad_scores.transpose(1, 2), q[block], out=dk[block])
+        dq /= math.sqrt(q.shape[-1])
+        dk /= math.sqrt(q.shape[-1])
+        split = "(b h) n d -> b h n d"
+        return rearrange(dq, split, b=b), rearrange(dk, split, b=b), rearrange(dv, split, b=b), None, None
+
+
+def blocked_attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:
+    """softmax(q k^T / sqrt(d) + mask) with dropout p, times v: (b h n d). For 0 < p < 1."""
+    if mask is not None and mask.requires_grad:
+        raise ValueError("the attention mask is a constant here; detach it first.")
+    return BlockedAttentionWithDropout.apply(q, k, v, mask, p)[0]
