@@ -5,12 +5,26 @@ Lecture 1.1; run with `pytest -m embeddings`.
 """
 import pytest
 import torch
+from einops import rearrange
 
 from minibert import BertConfig, BertModel
 from minibert.model import blocked_attention
 from minibert.model.blocked_attention import BlockedAttentionWithDropout, blocks
+from minibert.model.dropout import drop_mask
 
 pytestmark = pytest.mark.embeddings
+
+
+def record_masks(monkeypatch) -> list:
+    """The dropout masks the blocked kernel draws, block by block."""
+    masks = []
+
+    def recording(x, p):
+        masks.append(drop_mask(x, p))
+        return masks[-1]
+
+    monkeypatch.setattr(blocked_attention, "drop_mask", recording)
+    return masks
 
 
 def reference(q, k, v, mask, dropped, p):
@@ -30,8 +44,10 @@ def test_output_and_gradients_equal_autograd_through_the_formula(monkeypatch, bl
     mask[1, ..., -2:] = torch.finfo(torch.float32).min  # the second example has two padded keys
     grad_out = torch.randn(2, 3, 6, 4, generator=g)
 
-    torch.manual_seed(1)
-    out, dropped = BlockedAttentionWithDropout.apply(q, k, v, mask, 0.3)
+    masks = record_masks(monkeypatch)
+    out = BlockedAttentionWithDropout.apply(q, k, v, mask, 0.3)
+    dropped = rearrange(torch.cat(masks), "(b h) n m -> b h n m", b=2)  # the blocks' masks, in order
+    assert len(masks) == len(blocks(6, 6, 5))
     expected = reference(q, k, v, mask, dropped, 0.3)
     torch.testing.assert_close(out, expected)
     assert 0 < dropped.float().mean() < 1
@@ -60,21 +76,14 @@ def test_bert_takes_the_blocked_path_only_when_the_scores_outgrow_the_cache(monk
     torch.manual_seed(0)
     model = BertModel(config).train()
     ids = torch.randint(5, 40, (4, 60))
-    seen = []
-    original = BlockedAttentionWithDropout.apply
-
-    def spy(*args):
-        out, dropped = original(*args)
-        seen.append(dropped)
-        return out, dropped
-
-    monkeypatch.setattr(BlockedAttentionWithDropout, "apply", spy)
+    masks = record_masks(monkeypatch)
     model(ids)
-    assert seen == []  # 4 x 4 x 60 x 60 floats fit in the cache
+    assert masks == []  # 4 x 4 x 60 x 60 floats fit in the cache
     monkeypatch.setattr(blocked_attention, "CACHE_BYTES", 4 * 4 * 60 * 60 * 4 - 1)  # now just too big
     model(ids).last_hidden_state.square().mean().backward()
-    assert len(seen) == 1 and seen[0].shape == (4, 4, 60, 60)
-    assert seen[0].float().mean().item() == pytest.approx(0.5, abs=0.01)
+    dropped = torch.cat(masks)
+    assert len(masks) == len(blocks(4 * 4, 60, 60)) == 3 and dropped.shape == (4 * 4, 60, 60)
+    assert dropped.float().mean().item() == pytest.approx(0.5, abs=0.01)
     for name, parameter in model.named_parameters():
         if not name.startswith("pooler"):  # the loss does not use the pooler
             assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name

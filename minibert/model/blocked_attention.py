@@ -7,8 +7,8 @@ Why: PyTorch's fused attention kernel has no dropout on a CPU, so training there
 probabilities, b x h x n x m floats per layer (50 MB at length 512, batch 4, 12 heads: more than the
 last-level cache). Scaling, masking, softmax, dropout and their backward passes each stream that tensor
 through main memory, and at length 512 those passes cost more than the matmuls. Here every step of the
-computation runs on one block of heads while it is still in the cache, and only the probabilities and the
-dropout mask are written out for the backward pass. FlashAttention applies the same idea to a GPU's on-chip
+computation runs on one block of heads while it is still in the cache, and each block's probabilities
+(before and after dropout) and dropout mask are kept as they are for the backward pass. FlashAttention applies the same idea to a GPU's on-chip
 memory, one level further: it even recomputes the probabilities instead of storing them.
 
 Shape legend: b batch, h heads, c heads in one block (of any examples), n query tokens, m key tokens, d head size.
@@ -47,10 +47,7 @@ def blocks(heads: int, n: int, m: int, element_size: int = 4) -> list[slice]:
 
 
 class BlockedAttentionWithDropout(torch.autograd.Function):
-    """out, dropped = apply(q, k, v, mask, p): q (b h n d), k and v (b h m d), mask (b 1 1 m) additive or None.
-
-    `dropped` (b h n m, bool) is the dropout mask that was drawn, returned so that tests can check the result.
-    """
+    """apply(q, k, v, mask, p): q (b h n d), k and v (b h m d), mask (b 1 1 m) additive or None -> (b h n d)."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float):
@@ -61,9 +58,8 @@ class BlockedAttentionWithDropout(torch.autograd.Function):
         q, k, v = (rearrange(x, "b h n d -> (b h) n d") for x in (q, k, v))
         if mask is not None:
             mask = repeat(mask, "b 1 1 m -> (b h) 1 m", h=h)
-        probs = q.new_empty(b * h, n, m)  # kept for the backward pass
-        dropped = torch.empty(b * h, n, m, dtype=torch.bool, device=q.device)
         out = q.new_empty(b * h, n, d)
+        kept_for_backward = []  # per block: probabilities, the dropout mask, probabilities after dropout
         for block in blocks(b * h, n, m, q.element_size()):
             scores = q[block] @ k[block].transpose(1, 2)  # c n m
             scores /= math.sqrt(d)  # as attention_kernel does, so both give the same numbers
@@ -71,25 +67,25 @@ class BlockedAttentionWithDropout(torch.autograd.Function):
                 scores += mask[block]  # padded keys get a huge negative score
             weights = scores.softmax(dim=-1)
             drop = drop_mask(weights, p)
-            torch.bmm(torch.where(drop, 0.0, weights), v[block], out=out[block])
-            probs[block], dropped[block] = weights, drop
+            dropped_weights = torch.where(drop, 0.0, weights)
+            torch.bmm(dropped_weights, v[block], out=out[block])
+            kept_for_backward += [weights, drop, dropped_weights]
         out /= 1 - p  # dropout's rescaling, on the (n x d) result instead of the (n x m) probabilities
-        ctx.save_for_backward(q, k, v, probs, dropped)
-        ctx.p = p
-        ctx.mark_non_differentiable(dropped)
-        split = "(b h) n x -> b h n x"
-        return rearrange(out, split, b=b), rearrange(dropped, split, b=b)
+        ctx.save_for_backward(q, k, v, *kept_for_backward)  # the blocks as they are: no copy into one tensor
+        ctx.p, ctx.shape = p, (b, h, n, m)
+        return rearrange(out, "(b h) n d -> b h n d", b=b)
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor, _grad_dropped):
-        q, k, v, probs, dropped = ctx.saved_tensors
-        b = grad_out.shape[0]
+    def backward(ctx, grad_out: Tensor):
+        q, k, v, *kept = ctx.saved_tensors
+        b, h, n, m = ctx.shape
         # n x d: the cheapest place for dropout's 1 / (1 - p)
         grad_out = rearrange(grad_out / (1 - ctx.p), "b h n d -> (b h) n d")
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        for block in blocks(*probs.shape, probs.element_size()):
-            weights, drop, dout = probs[block], dropped[block], grad_out[block]
-            torch.bmm(torch.where(drop, 0.0, weights).transpose(1, 2), dout, out=dv[block])
+        for k_, block in enumerate(blocks(b * h, n, m, q.element_size())):
+            weights, drop, dropped_weights = kept[3 * k_:3 * k_ + 3]
+            dout = grad_out[block]
+            torch.bmm(dropped_weights.transpose(1, 2), dout, out=dv[block])
             grad_probs = (dout @ v[block].transpose(1, 2)).masked_fill_(drop, 0.0)  # c n m
             grad_scores = grad_probs.sub_((grad_probs * weights).sum(-1, keepdim=True)).mul_(weights)
             torch.bmm(grad_scores, k[block], out=dq[block])
@@ -104,4 +100,4 @@ def blocked_attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor
     """softmax(q k^T / sqrt(d) + mask) with dropout p, times v: (b h n d). For 0 < p < 1."""
     if mask is not None and mask.requires_grad:
         raise ValueError("the attention mask is a constant here; detach it first.")
-    return BlockedAttentionWithDropout.apply(q, k, v, mask, p)[0]
+    return BlockedAttentionWithDropout.apply(q, k, v, mask, p)
