@@ -66,9 +66,8 @@ class TransformersPreTraining(nn.Module):
         return SimpleNamespace(prediction_logits=logits, seq_relationship_logits=out.seq_relationship_logits)
 
 
-def corpus_files(data: Path, wikipedia_copies: int = 1) -> tuple[list[Path], list[Path]]:
-    """Training and held-out files; the Wikipedia text can be read several times (more of the training mix)."""
-    train = [*[data / "wikitext-2" / "valid.txt"] * wikipedia_copies, data / "tinyshakespeare" / "input.txt",
+def corpus_files(data: Path) -> tuple[list[Path], list[Path]]:
+    train = [data / "wikitext-2" / "valid.txt", data / "tinyshakespeare" / "input.txt",
              *sorted((data / "gutenberg-books").glob("*.txt"))]
     return [p for p in train if p.is_file()], [data / "wikitext-2" / "test.txt"]
 
@@ -136,8 +135,6 @@ def main(argv=None) -> None:
     parser.add_argument("--train-vocab", type=int, default=8192, metavar="SIZE",
                         help="learn a WordPiece vocabulary of SIZE tokens from the training files (0: BERT's); "
                              "it is saved in --out and reused by later runs with the same --out and SIZE")
-    parser.add_argument("--wikipedia-copies", type=int, default=1, metavar="K",
-                        help="read WikiText-2 valid K times: a larger share of text like the held-out text")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for both models")
     parser.add_argument("--skip-transformers", action="store_true")
@@ -150,7 +147,7 @@ def main(argv=None) -> None:
         sys.exit("needs the shared datasets: set MINIBERT_DATA (see minibert/resources.py).")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_files, test_files = corpus_files(data_dir, args.wikipedia_copies)
+    train_files, test_files = corpus_files(data_dir)
     vocab_folder = out / f"vocab-{args.train_vocab}"
     if not args.train_vocab:
         if pretrained_checkpoint_dir() is None:
@@ -161,7 +158,7 @@ def main(argv=None) -> None:
         tokenizer = WordPieceTokenizer.from_pretrained(vocab_folder)
     else:
         print(f"learning a WordPiece vocabulary of {args.train_vocab:,} tokens (a few minutes) ...", file=sys.stderr)
-        tokenizer = learn_vocabulary(list(dict.fromkeys(train_files)), args.train_vocab)  # each file once
+        tokenizer = learn_vocabulary(train_files, args.train_vocab)
         tokenizer.save_pretrained(vocab_folder, overwrite=True)
     options = dict(tokenizer=tokenizer, max_length=args.max_length, batch_size=args.batch_size,
                    min_document_words=args.min_document_words)
