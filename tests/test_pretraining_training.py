@@ -14,6 +14,7 @@ from minibert.model.pretraining import BertForPreTraining
 from minibert.pretraining import PretrainingData, Pretrainer, TrainingConfig, TrainingDiverged
 from minibert.pretraining import trainer as trainer_module
 from minibert.pretraining import training_state
+from minibert.pretraining.data import StagedData
 from minibert.pretraining.evaluate import evaluate
 from minibert.pretraining.optim import LinearWarmupDecay, make_optimizer
 from minibert.tokenizer import WordPieceTokenizer
@@ -170,6 +171,41 @@ def test_the_trainer_records_the_loss_and_evaluates_held_out_text(corpus, tmp_pa
     assert math.isclose(last["eval_perplexity"], math.exp(last["eval_mlm_loss"]), rel_tol=1e-9)
     assert (tmp_path / "loss_curve.png").stat().st_size > 10_000
     assert (tmp_path / "config.json").is_file() and (tmp_path / "model.safetensors").is_file()
+
+
+def test_minutes_are_fitted_stage_by_stage(corpus, tmp_path, monkeypatch):
+    """Every step of the short stage, then as many long steps as the time left allows (80% of --minutes,
+    the rest being for optimizer steps and evaluations), each stage timed on its own first batches."""
+    tokenizer, data = corpus
+    timed = []
+
+    def seconds_per_step(self, first_step, data):
+        timed.append((first_step, data))
+        return {"short": 1.0, "long": 2.0}[data.name]
+
+    monkeypatch.setattr(trainer_module.Pretrainer, "_seconds_per_step", seconds_per_step)
+
+    def fitted(minutes, short_steps):
+        staged = StagedData([(short_steps, _Named(data, "short")), (None, _Named(data, "long"))])
+        trainer = Pretrainer(BertForPreTraining(tiny_config(tokenizer)), staged,
+                             TrainingConfig(out_dir=tmp_path, minutes=minutes, device="cpu", quiet=True))
+        timed.clear()
+        return trainer._fit_steps_to_minutes(), [(first, data.name) for first, data in timed]
+
+    # 0.8 x 60 s = 48 s: 10 short steps (10 s), then 38 s / 2 s = 19 long steps
+    assert fitted(1, 10) == (29, [(0, "short"), (10, "long")])
+    # 48 s hold only 48 of the 100 short steps; the long stage is never reached or timed
+    assert fitted(1, 100) == (48, [(0, "short")])
+
+
+class _Named:
+    """A stage's data with a name, so a test can tell which stage was timed."""
+
+    def __init__(self, data, name):
+        self.data, self.name, self.max_length = data, name, data.max_length
+
+    def micro_batches(self, *args, **kwargs):
+        return self.data.micro_batches(*args, **kwargs)
 
 
 def test_evaluate_by_hand(corpus):

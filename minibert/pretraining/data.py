@@ -137,6 +137,10 @@ class PretrainingData:
             self._batches = {epoch: batches}
         return self._batches[epoch]
 
+    def timed_stages(self) -> list[tuple[int, int | None, "PretrainingData"]]:
+        """One stage for all steps (StagedData has several): what the trainer times to fit --minutes."""
+        return [(0, None, self)]
+
     def mean_padded_tokens(self) -> float:
         """Tokens per step once each batch is padded to its longest example (what the model computes on)."""
         batches = self.epoch_batches(0)
@@ -213,8 +217,8 @@ class StagedData:
     starts at its own step 0, so it sees its epochs from the beginning. A small BERT on 32-token examples
     learns to use the neighbouring tokens within a thousand steps, while at 128 it can stay for thousands
     on the frequent-word plateau (lecture note, "The plateau"); staged training (Press et al., Shortformer,
-    2021) keeps that head start and still trains on long inputs. Equal tokens per step (64 x 32, then
-    16 x 128) keep the schedule fitted to --minutes right.
+    2021) keeps that head start and still trains on long inputs. The trainer times each stage on its own
+    first batches to fit the schedule to --minutes (a 128-token step costs more than a 32-token one).
     """
 
     def __init__(self, stages: list[tuple[int | None, PretrainingData]]):
@@ -255,8 +259,10 @@ class StagedData:
         start, data = self.stage(step)
         return data.micro_batches(step - start, accumulation, rank, world_size)
 
-    def mean_padded_tokens(self) -> float:
-        return self.stages[0][1].mean_padded_tokens()  # the stage whose steps are timed to fit --minutes
+    def timed_stages(self) -> list[tuple[int, int | None, PretrainingData]]:
+        """(first step, steps or None for the rest, data) of each stage: the trainer times each to fit --minutes."""
+        firsts = [sum(steps for steps, _ in self.stages[:k]) for k in range(len(self.stages))]
+        return [(first, steps, data) for first, (steps, data) in zip(firsts, self.stages)]
 
     def describe(self) -> str:
         return "\n".join(f"stage {k + 1} ({f'{steps:,} steps' if steps else 'the rest'}, {data.max_length} tokens): "

@@ -225,12 +225,28 @@ class Pretrainer:
         self.scheduler = make_scheduler(self.optimizer, warmup_steps, self.total_steps)
 
     def _fit_steps_to_minutes(self) -> int:
-        """Time forward + backward on the first batches (no update), and count the steps that fit."""
+        """Count the steps that fit in `minutes`: every step of the data's early stages (StagedData), then as
+        many of the last stage as the time left allows, each stage timed on its own first batches."""
+        budget = 0.8 * 60 * self.config.minutes  # 20% for optimizer steps, evaluations and checkpoints
+        steps, timings = 0, []
+        for first_step, stage_steps, data in self.data.timed_stages():
+            per_step = self._seconds_per_step(first_step, data)
+            timings.append(f"{per_step:.2f} s per step of {data.max_length} tokens")
+            if stage_steps is None or budget < stage_steps * per_step:
+                steps += int(budget / per_step)
+                break
+            steps, budget = steps + stage_steps, budget - stage_steps * per_step
+        steps = max(1, steps)
+        self._say(f"about {', '.join(timings)}: {steps} steps fit in {self.config.minutes:g} minutes.")
+        return steps
+
+    def _seconds_per_step(self, first_step: int, data) -> float:
+        """Time forward + backward on a stage's first batches (no update; the first pass warms up caches)."""
         cpu_rng = torch.get_rng_state()
         seconds = tokens = 0.0
-        for step in range(3):  # the first pass warms up caches and is not counted
+        for step in range(3):
             begin = time.perf_counter()
-            for batch in self.data.micro_batches(step, self.config.accumulation, self.runtime.rank,
+            for batch in self.data.micro_batches(first_step + step, self.config.accumulation, self.runtime.rank,
                                                  self.runtime.world_size):
                 batch = batch.to(self.runtime.device)
                 with self._autocast():
@@ -242,11 +258,8 @@ class Pretrainer:
                 seconds += time.perf_counter() - begin
         self.optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(cpu_rng)
-        per_step = seconds / tokens * self.data.mean_padded_tokens() / self.runtime.world_size
-        per_step = self._sum([per_step])[0] / self.runtime.world_size
-        steps = max(1, int(0.9 * 60 * self.config.minutes / per_step))  # 10% for evaluations and checkpoints
-        self._say(f"about {per_step:.2f} s per step: {steps} steps fit in {self.config.minutes:g} minutes.")
-        return steps
+        per_step = seconds / tokens * data.mean_padded_tokens() / self.runtime.world_size
+        return self._sum([per_step])[0] / self.runtime.world_size
 
     def _sum(self, values: list[float]) -> list[float]:
         """Sum over processes (gloo reduces CPU tensors, NCCL GPU tensors)."""
