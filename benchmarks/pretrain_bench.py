@@ -1,10 +1,11 @@
 """Pre-training benchmark: minibert's BertForPreTraining against transformers' on the same data, config and steps.
 
 Lecture lectures/pretraining.md, sections "Watching it learn" and "The plateau". Not a test: minibert's
---minutes, then transformers' run of the same steps (about 1.2x as long on 32-token examples), plus a few
-minutes to learn the vocabulary once.
+--minutes, then transformers' run of the same steps (about 1.3x as long), plus a few minutes to learn the
+vocabulary once. Staged by default: 1,500 steps of 32-token examples (64 a step), then 128-token ones (16 a
+step) for the rest (data.py, StagedData; lecture note, "The plateau").
 
-    python benchmarks/pretrain_bench.py --minutes 30            # the issue's benchmark (about 60 minutes)
+    python benchmarks/pretrain_bench.py --minutes 30            # the issue's benchmark (about 65 minutes)
     python benchmarks/pretrain_bench.py --minutes 4 --out runs/pretrain-bench-short
 
 1. minibert pre-trains the `mini` preset on the shared corpora (WikiText-2 valid, Shakespeare, the Gutenberg
@@ -114,11 +115,11 @@ def main(argv=None) -> None:
                         help="time for minibert's run (transformers then runs the same steps)")
     parser.add_argument("--out", default="runs/pretrain-bench")
     parser.add_argument("--preset", default="mini")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-length", type=int, default=32,
-                        help="tokens per example: at 128 the model stays on the frequent-word plateau for the "
-                             "whole 30 minutes; at 32 it learns to look at its neighbours within 1,000 steps")
-    parser.add_argument("--short-steps", type=int, default=0, metavar="N",
+    parser.add_argument("--batch-size", type=int, default=16, help="examples of --max-length tokens a step")
+    parser.add_argument("--max-length", type=int, default=128,
+                        help="tokens per example after the short stage (--short-steps 0: from the start, where at "
+                             "128 the model stays on the frequent-word plateau for the whole 30 minutes)")
+    parser.add_argument("--short-steps", type=int, default=1500, metavar="N",
                         help="train the first N steps on --short-length examples (as many tokens per step), "
                              "then on --max-length ones: staged training (data.py, StagedData)")
     parser.add_argument("--short-length", type=int, default=32)
