@@ -244,12 +244,8 @@ class StagedData:
 
     def stage(self, step: int) -> tuple[int, PretrainingData]:
         """(first step, data) of the stage that step `step` belongs to."""
-        start = 0
-        for steps, data in self.stages:
-            if steps is None or step < start + steps:
-                return start, data
-            start += steps
-        raise AssertionError("unreachable: the last stage has no end")
+        first, _, data = next(stage for stage in reversed(self.timed_stages()) if step >= stage[0])
+        return first, data
 
     @property
     def batch_size(self) -> int:
