@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from minibert.config import BertConfig  # noqa: E402
+from minibert.memory import keep_freed_memory  # noqa: E402
 from minibert.model.pretraining import IGNORE_INDEX, BertForPreTraining  # noqa: E402
 from minibert.pretraining import PretrainingData, Pretrainer, TrainingConfig  # noqa: E402
 from minibert.pretraining.data import StagedData, learn_vocabulary  # noqa: E402
@@ -142,6 +143,7 @@ def main(argv=None) -> None:
     parser.add_argument("--reuse-minibert", action="store_true",
                         help="take minibert's finished run from --out instead of training it again")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # for both models: freed activations stay in the process (memory.py)
 
     data_dir = shared_data_dir()
     if data_dir is None:

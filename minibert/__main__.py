@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from .memory import keep_freed_memory
+
 COMMANDS = {
     "demo": ("minibert.demo", "tokenize, load real BERT weights and plot contextual embeddings"),
     "pretrain": ("minibert.pretraining.cli", "pre-train a BERT with MLM and NSP on raw text"),
@@ -27,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         modules[name].add_arguments(commands.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
+    keep_freed_memory()  # about 9% off a CPU training step (memory.py)
     modules[args.command].main(args)
 
 
