@@ -2,7 +2,7 @@
 
 Lecture lectures/pretraining.md, sections "Watching it learn" and "The plateau". Not a test: minibert's
 --minutes, then transformers' run of the same steps (about 1.3x as long), plus a few minutes to learn the
-vocabulary once. Staged by default: 1,500 steps of 32-token examples (64 a step), then 128-token ones (16 a
+vocabulary once. Staged by default: 1,000 steps of 32-token examples (64 a step), then 128-token ones (16 a
 step) for the rest (data.py, StagedData; lecture note, "The plateau").
 
     python benchmarks/pretrain_bench.py --minutes 30            # the issue's benchmark (about 65 minutes)
@@ -120,7 +120,7 @@ def main(argv=None) -> None:
     parser.add_argument("--max-length", type=int, default=128,
                         help="tokens per example after the short stage (--short-steps 0: from the start, where at "
                              "128 the model stays on the frequent-word plateau for the whole 30 minutes)")
-    parser.add_argument("--short-steps", type=int, default=1500, metavar="N",
+    parser.add_argument("--short-steps", type=int, default=1000, metavar="N",
                         help="train the first N steps on --short-length examples (as many tokens per step), "
                              "then on --max-length ones: staged training (data.py, StagedData)")
     parser.add_argument("--short-length", type=int, default=32)

@@ -174,7 +174,7 @@ def test_the_trainer_records_the_loss_and_evaluates_held_out_text(corpus, tmp_pa
 
 
 def test_minutes_are_fitted_stage_by_stage(corpus, tmp_path, monkeypatch):
-    """Every step of the short stage, then as many long steps as the time left allows (80% of --minutes,
+    """Every step of the short stage, then as many long steps as the time left allows (85% of --minutes,
     the rest being for optimizer steps and evaluations), each stage timed on its own first batches."""
     tokenizer, data = corpus
     timed = []
@@ -192,10 +192,10 @@ def test_minutes_are_fitted_stage_by_stage(corpus, tmp_path, monkeypatch):
         timed.clear()
         return trainer._fit_steps_to_minutes(), [(first, data.name) for first, data in timed]
 
-    # 0.8 x 60 s = 48 s: 10 short steps (10 s), then 38 s / 2 s = 19 long steps
-    assert fitted(1, 10) == (29, [(0, "short"), (10, "long")])
-    # 48 s hold only 48 of the 100 short steps; the long stage is never reached or timed
-    assert fitted(1, 100) == (48, [(0, "short")])
+    # 0.85 x 60 s = 51 s: 10 short steps (10 s), then 41 s / 2 s = 20 long steps
+    assert fitted(1, 10) == (30, [(0, "short"), (10, "long")])
+    # 51 s hold only 51 of the 100 short steps; the long stage is never reached or timed
+    assert fitted(1, 100) == (51, [(0, "short")])
 
 
 class _Named:
