@@ -33,6 +33,7 @@ from torch import Tensor
 
 from ..config import BertConfig
 from ..model import BertModel
+from ..memory import keep_freed_memory
 from ..progress import Progress
 from ..resources import pretrained_checkpoint_dir, shared_data_dir
 from ..tokenizer import WordPieceTokenizer
@@ -455,6 +456,8 @@ def format_table(results: dict) -> str:
     if meta.get("load_average_at_start") is not None:
         lines.append(f"load average (1 min): {meta['load_average_at_start']:.1f} at the start, "
                      f"{meta['load_average_at_end']:.1f} at the end")
+    if meta.get("freed_memory_kept"):
+        lines.append("malloc keeps freed memory in the process (minibert/memory.py), for every implementation")
     lines.append("")
     if "models" in results:
         matmul = results["matmul"]
@@ -574,7 +577,9 @@ def main(args: argparse.Namespace) -> None:
                "parts": (args.only,) if args.only else None}
     settings = Settings.for_machine(args.quick, **{k: v for k, v in changes.items() if v is not None})
     command = "python -m minibert " + " ".join(sys.argv[1:])
+    memory_kept = keep_freed_memory()  # as `python -m minibert` does; for every implementation alike
     results = run(settings, folder, load_corpora(data, settings.corpus_chars), transformers, command)
+    results["meta"]["freed_memory_kept"] = memory_kept
     print(format_table(results))
     out = args.out or Path("bench-results") / f"speed-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
