@@ -18,6 +18,10 @@ Backward, from dout:
     dv = (P with D zeroed)^T dout / (1 - p),   dP = (dout v^T with D zeroed) / (1 - p)
     dS = P * (dP - rowsum(dP * P))          (the softmax's Jacobian, applied row by row)
     dq = dS k / sqrt(d),   dk = dS^T q / sqrt(d)
+Two rewritings save passes over the (n x m) blocks. rowsum(dP * P) = rowsum(dout * out), a dot product of
+(n x d) rows (as in FlashAttention), since out = (P with D zeroed) v / (1 - p); and P * dP =
+(dout v^T / (1 - p)) * (P with D zeroed), so the dropout mask itself is not needed in backward:
+    dS = (dout v^T / (1 - p)) * (P with D zeroed) - P * rowsum(dout * out)
 """
 from __future__ import annotations
 
@@ -59,7 +63,7 @@ class BlockedAttentionWithDropout(torch.autograd.Function):
         if mask is not None:
             mask = repeat(mask, "b 1 1 m -> (b h) 1 m", h=h)
         out = q.new_empty(b * h, n, d)
-        kept_for_backward = []  # per block: probabilities, the dropout mask, probabilities after dropout
+        kept_for_backward = []  # per block: probabilities, and probabilities after dropout
         for block in blocks(b * h, n, m, q.element_size()):
             scores = q[block] @ k[block].transpose(1, 2)  # c n m
             scores /= math.sqrt(d)  # as attention_kernel does, so both give the same numbers
@@ -69,25 +73,26 @@ class BlockedAttentionWithDropout(torch.autograd.Function):
             drop = drop_mask(weights, p)
             dropped_weights = torch.where(drop, 0.0, weights)
             torch.bmm(dropped_weights, v[block], out=out[block])
-            kept_for_backward += [weights, drop, dropped_weights]
+            kept_for_backward += [weights, dropped_weights]
         out /= 1 - p  # dropout's rescaling, on the (n x d) result instead of the (n x m) probabilities
-        ctx.save_for_backward(q, k, v, *kept_for_backward)  # the blocks as they are: no copy into one tensor
+        ctx.save_for_backward(q, k, v, out, *kept_for_backward)  # the blocks as they are: no copy into one
         ctx.p, ctx.shape = p, (b, h, n, m)
         return rearrange(out, "(b h) n d -> b h n d", b=b)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        q, k, v, *kept = ctx.saved_tensors
+        q, k, v, out, *kept = ctx.saved_tensors
         b, h, n, m = ctx.shape
-        # n x d: the cheapest place for dropout's 1 / (1 - p)
-        grad_out = rearrange(grad_out / (1 - ctx.p), "b h n d -> (b h) n d")
+        grad_out = rearrange(grad_out, "b h n d -> (b h) n d")
+        row_terms = (grad_out * out).sum(-1, keepdim=True)  # rowsum(dP * P), from (n x d) rows: (b h) n 1
+        grad_out = grad_out / (1 - ctx.p)  # n x d: the cheapest place for dropout's 1 / (1 - p)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         for k_, block in enumerate(blocks(b * h, n, m, q.element_size())):
-            weights, drop, dropped_weights = kept[3 * k_:3 * k_ + 3]
+            weights, dropped_weights = kept[2 * k_:2 * k_ + 2]
             dout = grad_out[block]
             torch.bmm(dropped_weights.transpose(1, 2), dout, out=dv[block])
-            grad_probs = (dout @ v[block].transpose(1, 2)).masked_fill_(drop, 0.0)  # c n m
-            grad_scores = grad_probs.sub_((grad_probs * weights).sum(-1, keepdim=True)).mul_(weights)
+            grad_scores = (dout @ v[block].transpose(1, 2)).mul_(dropped_weights)  # P * dP: c n m
+            grad_scores.addcmul_(weights, row_terms[block], value=-1)
             torch.bmm(grad_scores, k[block], out=dq[block])
             torch.bmm(grad_scores.transpose(1, 2), q[block], out=dk[block])
         dq /= math.sqrt(q.shape[-1])
