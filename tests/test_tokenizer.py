@@ -277,3 +277,30 @@ def test_a_full_cache_starts_over_without_changing_results(monkeypatch):
     small = WordPieceTokenizer(TOY_VOCAB)
     assert small(text) == expected and small(text) == expected
     assert len(small._cache) <= 2
+
+
+def test_a_batch_runs_with_the_cycle_collector_paused_and_leaves_it_as_it_was(toy):
+    """Encoding a batch starts no garbage collection while it runs (each would walk the offset tuples made so
+    far: about half the time of a large batch), and the collector is on or off afterwards as it was before."""
+    import gc
+
+    collections = []
+
+    def count(phase, info):
+        if phase == "start":
+            collections.append(info["generation"])
+
+    texts = ["the unaffable runner ran"] * 20_000  # some 300,000 new lists and tuples: hundreds of collections
+    gc.callbacks.append(count)
+    try:
+        toy(texts)
+    finally:
+        gc.callbacks.remove(count)
+    # at most one: the first allocation after the collector is back may start one (without the pause: hundreds)
+    assert len(collections) <= 1 and gc.isenabled()
+    gc.disable()
+    try:
+        toy(texts[:10])
+        assert not gc.isenabled()  # a caller who turned it off keeps it off
+    finally:
+        gc.enable()

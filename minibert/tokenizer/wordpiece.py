@@ -10,6 +10,8 @@ offset for offset (tests/test_tokenizer_parity.py).
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -29,6 +31,23 @@ PADDING_STRATEGIES = ("longest", "max_length")
 # The reference's decoder glues these onto the token before them; it checks each token on its own.
 DECODE_CLEANUPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                    (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused():
+    """Python's cycle collector off for a while, then back as it was.
+
+    A batch makes millions of small lists and offset tuples, none of them in a reference cycle (reference
+    counting frees them all), yet each 700 new objects start a collection, and the older generations are walked
+    again and again: half the time of a large batch. With the collector paused it goes about 2x faster.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
@@ -243,6 +262,7 @@ class WordPieceTokenizer:
 
     # ---- texts and pairs, the way BERT reads them ----
 
+    @cyclic_gc_paused()  # about 2x faster on large batches (see cyclic_gc_paused)
     def __call__(self, text, text_pair=None, *, max_length: int | None = None, truncation=None,
                  padding=False, return_tensors: str | None = None) -> Encoding:
         """Encode one text, a pair, or a batch of either, as [CLS] a [SEP] (b [SEP]).
