@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..config import BertConfig
 from .blocked_attention import blocked_attention_with_dropout, scores_fit_in_cache
-from .dropout import Dropout, dropout, drop_mask
+from .dropout import Dropout, dropout, drop_mask, zero_dropped
 
 
 def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float,
@@ -43,7 +43,7 @@ def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropo
         return dropout(probs, dropout_p) @ v, probs  # b h n d
     # dropout(probs) @ v with the 1 / (1 - p) moved onto the (n x d) result: the same sum, but two passes
     # fewer over the (n x m) probabilities, the biggest tensors of the model (see model/dropout.py)
-    return (torch.where(drop_mask(probs, dropout_p), 0.0, probs) @ v).div_(1 - dropout_p), probs
+    return (zero_dropped(probs, drop_mask(probs, dropout_p)) @ v).div_(1 - dropout_p), probs
 
 
 class MultiHeadSelfAttention(nn.Module):

