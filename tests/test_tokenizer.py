@@ -2,6 +2,7 @@
 
 Lecture 1.1 (contextualized word embeddings) and 2.1 (inputs); run with `pytest -m embeddings`.
 """
+import gc
 import json
 import unicodedata
 
@@ -282,8 +283,6 @@ def test_a_full_cache_starts_over_without_changing_results(monkeypatch):
 def test_a_batch_runs_with_the_cycle_collector_paused_and_leaves_it_as_it_was(toy):
     """Encoding a batch starts no garbage collection while it runs (each would walk the offset tuples made so
     far: about half the time of a large batch), and the collector is on or off afterwards as it was before."""
-    import gc
-
     collections = []
 
     def count(phase, info):

@@ -75,7 +75,8 @@ class BlockedAttentionWithDropout(torch.autograd.Function):
             torch.bmm(dropped_weights, v[block], out=out[block])
             kept_for_backward += [weights, dropped_weights]
         out /= 1 - p  # dropout's rescaling, on the (n x d) result instead of the (n x m) probabilities
-        ctx.save_for_backward(q, k, v, out, *kept_for_backward)  # the blocks as they are: no copy into one
+        # the blocks as they are (no copy into one tensor), and out for the softmax's row sums in backward
+        ctx.save_for_backward(q, k, v, out, *kept_for_backward)
         ctx.p, ctx.shape = p, (b, h, n, m)
         return rearrange(out, "(b h) n d -> b h n d", b=b)
 
