@@ -174,12 +174,13 @@ def test_the_faster_dropout_is_dropout():
 
 
 def test_drop_masks_are_unbiased_everywhere():
-    """Four 15-bit numbers come out of each 64-bit draw: every one of the four positions, and odd sizes, must
-    drop at the rate asked for (p is rounded to a multiple of 2^-15). 400,000 draws: sd 0.0005, allow 0.003."""
+    """Four 16-bit numbers come out of each 64-bit draw: every one of the four positions, and odd sizes, must
+    drop at the rate asked for (p is rounded to a multiple of 2^-16). 1,000,000 draws per position: sd at most
+    0.0005, allow 0.003 (6 sd)."""
     torch.manual_seed(0)
     for p in (0.1, 0.5, 0.9):
-        drop = drop_mask(torch.empty(400_003), p)
-        assert drop.shape == (400_003,)
+        drop = drop_mask(torch.empty(4_000_003), p)
+        assert drop.shape == (4_000_003,)
         for lane in range(4):
             assert drop[lane::4].float().mean().item() == pytest.approx(p, abs=0.003)
 
@@ -212,17 +213,20 @@ from minibert.memory import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else None
 for _ in range(3):
     torch.ones(16 << 20)  # 64 MB, made and freed at once, as a step's activations are
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+faults = []
+for _ in range(11):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(16 << 20)
-print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(applied, sorted(faults)[5])  # the median: now and then a virtual machine's host takes pages back
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a glibc malloc setting")
 def test_keep_freed_memory_stops_the_page_faults_of_each_step():
     """A fresh process each, as the setting is process-wide: by default each 64 MB block comes back from the
-    kernel as 16,384 new pages; kept, it is reused without faults."""
+    kernel as 16,384 new pages; kept, it is reused without faults (median of 11 blocks: on a shared virtual
+    machine, about one test run in four saw three of ten blocks fault in again)."""
     def faults(mode):
         out = subprocess.run([sys.executable, "-c", FAULTS_PROGRAM, mode], capture_output=True, text=True,
                              check=True, cwd=Path(__file__).resolve().parent.parent).stdout.split()
