@@ -577,7 +577,9 @@ def main(args: argparse.Namespace) -> None:
                "parts": (args.only,) if args.only else None}
     settings = Settings.for_machine(args.quick, **{k: v for k, v in changes.items() if v is not None})
     command = "python -m minibert " + " ".join(sys.argv[1:])
-    memory_kept = keep_freed_memory()  # as `python -m minibert` does; for every implementation alike
+    # `python -m minibert` has set it already (for every implementation alike); setting it again is free and
+    # tells whether it took (False off glibc), which the table reports
+    memory_kept = keep_freed_memory()
     results = run(settings, folder, load_corpora(data, settings.corpus_chars), transformers, command)
     results["meta"]["freed_memory_kept"] = memory_kept
     print(format_table(results))
