@@ -18,15 +18,24 @@ def run_both(ours, theirs, batch, **flags):
         return ours(**batch, **flags), theirs(**batch, **flags)
 
 
-def assert_outputs_match(mine, ref):
-    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+def assert_match_at_real_tokens(mine, theirs, real):
+    """(b n ...) tensors: equal where real is True; minibert's zeros at the padding, where it computes nothing
+    (model/padding.py) and transformers computes values that nothing uses."""
+    assert mine.shape == theirs.shape
+    assert_close(mine[real], theirs[real], **TOL)
+    assert not mine[~real].any()
+
+
+def assert_outputs_match(mine, ref, attention_mask):
+    real = attention_mask.bool()
+    assert_match_at_real_tokens(mine.last_hidden_state, ref.last_hidden_state, real)
     assert_close(mine.pooler_output, ref.pooler_output, **TOL)
     assert len(mine.hidden_states) == len(ref.hidden_states)
     for ours, theirs in zip(mine.hidden_states, ref.hidden_states):
-        assert_close(ours, theirs, **TOL)
+        assert_match_at_real_tokens(ours, theirs, real)
     assert len(mine.attentions) == len(ref.attentions)
-    for ours, theirs in zip(mine.attentions, ref.attentions):
-        assert_close(ours, theirs, **TOL)
+    for ours, theirs in zip(mine.attentions, ref.attentions):  # b h n m: the rows of real queries, every key
+        assert_close(ours.transpose(1, 2)[real], theirs.transpose(1, 2)[real], **TOL)
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +51,16 @@ def test_real_weights_every_output_matches(real_models, checkpoint_dir, transfor
     assert batch["attention_mask"].eq(0).any(), "the batch must contain padding to test the mask"
     mine, ref = run_both(*real_models, batch, output_hidden_states=True, output_attentions=True)
     assert mine.last_hidden_state.shape == (batch["input_ids"].shape[0], batch["input_ids"].shape[1], 384)
-    assert_outputs_match(mine, ref)
+    assert_outputs_match(mine, ref, batch["attention_mask"])
 
 
 def test_fused_attention_path_matches_reference(real_models, checkpoint_dir, transformers_lib):
-    """Without output_attentions minibert runs scaled_dot_product_attention; it must agree too."""
+    """Without output_attentions minibert runs scaled_dot_product_attention, one sequence at a time; it must agree
+    too."""
     batch = dict(reference_batches(checkpoint_dir, transformers_lib)["pairs"])
     mine, ref = run_both(*real_models, batch)
     assert mine.attentions is None and mine.hidden_states is None
-    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+    assert_match_at_real_tokens(mine.last_hidden_state, ref.last_hidden_state, batch["attention_mask"].bool())
     assert_close(mine.pooler_output, ref.pooler_output, **TOL)
 
 
@@ -62,9 +72,9 @@ def test_parameter_gradients_match(checkpoint_dir, transformers_lib):
     batch = dict(reference_batches(checkpoint_dir, transformers_lib)["pairs"])
     probe = torch.randn(384, generator=torch.Generator().manual_seed(0))
 
-    def loss_of(model):  # touches every token's output and the pooler
+    def loss_of(model):  # touches every real token's output and the pooler, as a task's loss would
         out = model(**batch)
-        return (out.last_hidden_state @ probe).square().mean() + out.pooler_output.sum()
+        return (out.last_hidden_state @ probe)[batch["attention_mask"].bool()].square().mean() + out.pooler_output.sum()
 
     loss_of(ours).backward()
     loss_of(theirs).backward()
@@ -97,7 +107,23 @@ def test_random_reference_with_unusual_sizes_loads_and_matches(tmp_path, transfo
     assert ours.config.hidden_act == activation
     batch = random_batch(1000, batch=3, length=40, type_vocab_size=3)
     mine, ref = run_both(ours, theirs, batch, output_hidden_states=True, output_attentions=True)
-    assert_outputs_match(mine, ref)
+    assert_outputs_match(mine, ref, batch["attention_mask"])
+
+
+def test_any_padding_pattern_matches(tmp_path, transformers_lib):
+    """Left padding, a hole in the middle, a sequence of padding only: packing the real tokens (model/padding.py)
+    follows the mask, wherever its zeros are, on both attention paths."""
+    torch.manual_seed(3)
+    theirs = transformers_lib.BertModel(transformers_lib.BertConfig(attn_implementation="eager", **UNUSUAL_SIZES))
+    theirs.eval().save_pretrained(tmp_path)
+    ours = BertModel.from_pretrained(tmp_path)
+    batch = random_batch(1000, batch=4, length=12, type_vocab_size=3, seed=5)
+    batch["attention_mask"] = torch.tensor([[1] * 12, [0] * 3 + [1] * 9, [1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0], [0] * 12])
+    real = batch["attention_mask"].bool()
+    for flags in ({}, dict(output_attentions=True)):
+        mine, ref = run_both(ours, theirs, batch, **flags)
+        assert_match_at_real_tokens(mine.last_hidden_state, ref.last_hidden_state, real)
+        assert_close(mine.pooler_output[[0, 2]], ref.pooler_output[[0, 2]], **TOL)  # the rows whose [CLS] is real
 
 
 def test_pytorch_model_bin_with_legacy_names_loads(tmp_path, transformers_lib):
@@ -116,7 +142,7 @@ def test_pytorch_model_bin_with_legacy_names_loads(tmp_path, transformers_lib):
     ours = BertModel.from_pretrained(tmp_path)
     batch = random_batch(1000, batch=2, length=16, type_vocab_size=3, seed=3)
     mine, ref = run_both(ours, theirs, batch)
-    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+    assert_match_at_real_tokens(mine.last_hidden_state, ref.last_hidden_state, batch["attention_mask"].bool())
 
 
 def test_saved_folder_loads_in_transformers(tmp_path, transformers_lib):
@@ -127,5 +153,5 @@ def test_saved_folder_loads_in_transformers(tmp_path, transformers_lib):
     theirs = transformers_lib.BertModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
     batch = random_batch(1000, batch=2, length=24, type_vocab_size=3, seed=4)
     mine, ref = run_both(ours, theirs, batch, output_attentions=True)
-    assert_close(mine.last_hidden_state, ref.last_hidden_state, **TOL)
+    assert_match_at_real_tokens(mine.last_hidden_state, ref.last_hidden_state, batch["attention_mask"].bool())
     assert_close(mine.pooler_output, ref.pooler_output, **TOL)

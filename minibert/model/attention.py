@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..config import BertConfig
 from .blocked_attention import blocked_attention_with_dropout, scores_fit_in_cache
 from .dropout import Dropout, dropout, drop_mask, zero_dropped
+from .padding import ALL_REAL, RealTokens
 
 
 def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float,
@@ -57,15 +58,29 @@ class MultiHeadSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, return_probs: bool = False):
+    def forward(self, x: Tensor, mask: Tensor | None = None, return_probs: bool = False,
+                tokens: RealTokens = ALL_REAL):
+        """x is (b n (h d)), or the real tokens of a padded batch packed into rows, (t (h d)): `tokens` says which
+        (model/padding.py). The output has the shape of x."""
         # The three projections as one matmul with a 3x wider weight, which keeps the cores busier. The
         # weights stay three nn.Linear, so checkpoints keep the names query, key and value.
         weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3 h d) x (h d)
         bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        q, k, v = rearrange(F.linear(x, weight, bias), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        qkv = F.linear(x, weight, bias)
         dropout_p = self.dropout_p if self.training else 0.0
-        context, probs = attention_kernel(q, k, v, mask, dropout_p, return_probs)
-        return rearrange(context, "b h n d -> b n (h d)"), probs
+        if not tokens.packed or return_probs:
+            # the whole batch at once on the (b n) grid, the mask hiding padded keys: this also gives the
+            # (b h n n) attention maps that were asked for
+            q, k, v = rearrange(tokens.unpack(qkv), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+            context, probs = attention_kernel(q, k, v, mask, dropout_p, return_probs)
+            return tokens.pack(rearrange(context, "b h n d -> b n (h d)")), probs
+        # one sequence at a time, over its real tokens only: nothing to mask, no padded queries to compute
+        contexts = []
+        for one in tokens.sequences(qkv):
+            q, k, v = rearrange(one, "n (three h d) -> three 1 h n d", three=3, h=self.num_heads)
+            context, _ = attention_kernel(q, k, v, None, dropout_p, return_probs=False)
+            contexts.append(rearrange(context, "1 h n d -> n (h d)"))
+        return torch.cat(contexts), None
 
 
 class DenseAddNorm(nn.Module):
@@ -89,6 +104,7 @@ class BertAttention(nn.Module):
         self.self = MultiHeadSelfAttention(config)  # the name `self` gives HF's key `attention.self.query`
         self.output = DenseAddNorm(config.hidden_size, config)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, return_probs: bool = False):
-        context, probs = self.self(x, mask, return_probs)
+    def forward(self, x: Tensor, mask: Tensor | None = None, return_probs: bool = False,
+                tokens: RealTokens = ALL_REAL):
+        context, probs = self.self(x, mask, return_probs, tokens)
         return self.output(context, residual=x), probs

@@ -17,6 +17,7 @@ from .. import checkpoint
 from ..config import BertConfig
 from .embeddings import BertEmbeddings
 from .encoder import BertEncoder
+from .padding import RealTokens
 
 
 @dataclass
@@ -119,7 +120,8 @@ class BertModel(BertPreTrainedModel):
             token_type_ids = torch.zeros_like(input_ids)  # one sentence: every token is in segment A
         x = self.embeddings(input_ids, token_type_ids)
         mask = additive_mask(attention_mask, x.dtype)
-        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
+        tokens = RealTokens(attention_mask)  # the layers skip the padding (model/padding.py)
+        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, tokens)
         pooled = self.pooler(x) if self.pooler is not None else None
         return BertModelOutput(x, pooled, hidden_states, attentions)
 
