@@ -54,6 +54,7 @@ def test_every_implementation_and_length_has_its_numbers(results):
     for (length, name), row in rows.items():
         assert row["batch_size"] == 64 // length
         assert 0.75 * row["batch_size"] * length <= row["real_tokens"] <= row["batch_size"] * length
+        assert len(row["sequence_lengths"]) == row["batch_size"] and sum(row["sequence_lengths"]) == row["real_tokens"]
         # the same weights in all three: the padded batch gives the same last hidden state
         assert row["max_abs_diff_vs_reference"] < 1e-5
         for mode in speed.MODES:
@@ -61,7 +62,7 @@ def test_every_implementation_and_length_has_its_numbers(results):
             assert len(result["seconds"]) == 3
             assert result["median_s"] == statistics.median(result["seconds"])
             assert result["tokens_per_s"] == pytest.approx(row["real_tokens"] / result["median_s"])
-            assert result["flops"] == speed.step_flops(config, row["batch_size"], length, mode)
+            assert result["flops"] == speed.step_flops(config, row["sequence_lengths"], mode)
             assert result["mfu"] == pytest.approx(result["flops"] / result["median_s"] / result["matmul_flops_per_s"])
             assert result["peak_memory_bytes"] > 0
     assert results["matmul"]["flops_per_s"] == pytest.approx(2 * 64**3 / statistics.median(results["matmul"]["seconds"]))
@@ -92,24 +93,29 @@ def test_tokenizer_results_and_goals(results):
 def test_flop_count_by_hand_and_mfu():
     config = BertConfig(vocab_size=10, hidden_size=4, num_hidden_layers=1, num_attention_heads=1,
                         intermediate_size=8)
-    # batch 1, 2 tokens: projections 2*2*(4*4*4 + 2*4*8) = 512, attention 2*2*1*2*2*4 = 64, pooler 2*1*4*4 = 32
-    assert speed.forward_flops(config, batch_size=1, length=2) == 608
-    assert speed.step_flops(config, 1, 2, "training") == 3 * 608
+    # 1 sequence of 2 tokens: projections 2*2*(4*4*4 + 2*4*8) = 512, attention 2*2*(2*2)*4 = 64, pooler 2*4*4 = 32
+    assert speed.forward_flops(config, [2]) == 608
+    assert speed.step_flops(config, [2], "training") == 3 * 608
+    # and one of 1 token more: projections 2*1*256 = 256, attention 2*2*(1*1)*4 = 16, pooler 32
+    assert speed.forward_flops(config, [2, 1]) == 608 + 256 + 16 + 32
     assert speed.mfu(flops=1824, seconds=2.0, matmul_flops_per_s=912.0) == 1.0
 
 
 def test_flop_count_agrees_with_pytorchs_counter():
-    """Forward and forward+backward of a real model: PyTorch counts every matmul it runs."""
-    config = BertConfig(**TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = BertModel(config)
+    """Forward and forward+backward of a real model on a padded batch: PyTorch counts every matmul it runs, and
+    minibert runs the real tokens' matmuls only."""
+    config = BertConfig(**TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.1)
+    model = BertModel(config).train()  # attention with dropout: the explicit kernel, whose matmuls it sees
     input_ids = torch.randint(5, config.vocab_size, (3, 20), generator=torch.Generator().manual_seed(0))
+    lengths = [20, 13, 7]
+    attention_mask = (torch.arange(20)[None] < torch.tensor(lengths)[:, None]).long()
     with FlopCounterMode(display=False) as counter:
-        model(input_ids, output_attentions=True)  # the explicit attention path, whose matmuls it sees
-    assert counter.get_total_flops() == speed.forward_flops(config, 3, 20)
+        model(input_ids, attention_mask)
+    assert counter.get_total_flops() == speed.forward_flops(config, lengths)
     with FlopCounterMode(display=False) as counter:
-        out = model(input_ids, output_attentions=True)
+        out = model(input_ids, attention_mask)
         (out.last_hidden_state.sum() + out.pooler_output.sum()).backward()
-    assert counter.get_total_flops() == speed.step_flops(config, 3, 20, "training")
+    assert counter.get_total_flops() == speed.step_flops(config, lengths, "training")
 
 
 def test_id_check_flags_a_mismatch():

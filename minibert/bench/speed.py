@@ -7,7 +7,8 @@ alike, and each number is the median of the repeats:
 - inference and training tokens per second (training: forward, backward and an AdamW step) of minibert's
   BertModel and of transformers' BertModel with its `sdpa` and its `eager` attention, all three loaded from
   the same checkpoint and fed the same padded batches, with each one's peak memory;
-- model FLOPs utilisation (MFU): the matmul FLOPs of a step / its time / the measured matmul throughput;
+- model FLOPs utilisation (MFU): the matmul FLOPs the real tokens need / the step's time / the measured matmul
+  throughput;
 - tokens per second of minibert's WordPiece tokenizer and of transformers' BertTokenizerFast on the shared
   corpora, a whole batch at a time and one text at a time, with the ids compared text by text.
 transformers is the reference: imported only when this benchmark runs, never by the rest of minibert.
@@ -98,23 +99,24 @@ def padded_batch(stream: Tensor, batch_size: int, length: int, special_ids: dict
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
-def forward_flops(config: BertConfig, batch_size: int, length: int) -> int:
-    """FLOPs of BertModel's matmuls in one forward pass (2 per multiply-add), over every position.
+def forward_flops(config: BertConfig, lengths: list[int]) -> int:
+    """FLOPs of BertModel's matmuls (2 per multiply-add) in one forward pass over sequences of these lengths.
 
-    Padding included: the hardware multiplies those rows too. Embedding lookups, LayerNorm, softmax and GELU
-    are not counted; they are what keeps MFU below 100%.
+    Only the real tokens count: the work a batch needs, whatever an implementation spends on its padding
+    (minibert skips it, model/padding.py; transformers computes it, and that time counts against its MFU). A
+    batch without padding is `[length] * batch_size`. Embedding lookups, LayerNorm, softmax and GELU are not
+    counted; they are what keeps MFU below 100%.
     """
     h, i = config.hidden_size, config.intermediate_size
-    tokens = batch_size * length
-    projections = 2 * tokens * (4 * h * h + 2 * h * i)       # query, key, value, output; feed-forward in, out
-    attention = 2 * 2 * batch_size * length * length * h     # q k^T and probs v, all heads together
-    pooler = 2 * batch_size * h * h
+    projections = 2 * sum(lengths) * (4 * h * h + 2 * h * i)   # query, key, value, output; feed-forward in, out
+    attention = 2 * 2 * sum(n * n for n in lengths) * h         # q k^T and probs v, all heads together
+    pooler = 2 * len(lengths) * h * h
     return config.num_hidden_layers * (projections + attention) + pooler
 
 
-def step_flops(config: BertConfig, batch_size: int, length: int, mode: str) -> int:
+def step_flops(config: BertConfig, lengths: list[int], mode: str) -> int:
     """Training is 3 forwards: the backward pass of a matmul is two matmuls, one per input."""
-    return forward_flops(config, batch_size, length) * (3 if mode == "training" else 1)
+    return forward_flops(config, lengths) * (3 if mode == "training" else 1)
 
 
 def mfu(flops: int, seconds: float, matmul_flops_per_s: float) -> float:
@@ -131,12 +133,15 @@ def inference_step(model, batch: dict[str, Tensor], autocast) -> Callable[[], No
 
 
 def training_step(model, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], autocast) -> Callable[[], None]:
-    """Forward with dropout, a loss that touches every output and the pooler, backward, AdamW step."""
+    """Forward with dropout, a loss that touches every real token's output and the pooler (as a task's loss does:
+    none reads the padding), backward, AdamW step."""
+    real = batch["attention_mask"].bool()
+
     def step():
         model.train()
         with autocast():
             out = model(**batch)
-            loss = out.last_hidden_state.float().square().mean() + out.pooler_output.float().square().mean()
+            loss = out.last_hidden_state.float()[real].square().mean() + out.pooler_output.float().square().mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -262,9 +267,11 @@ def bench_models(folder: Path, stream: Tensor, special_ids: dict[str, int], sett
     differences = {length: max_abs_differences(models, batch, autocast) for length, batch in batches.items()}
     rows, matmul_seconds = [], []
     for length, batch in batches.items():
-        batch_size, real_tokens = len(batch["input_ids"]), int(batch["attention_mask"].sum())
+        lengths = batch["attention_mask"].sum(1).tolist()
+        batch_size, real_tokens = len(lengths), sum(lengths)
         rows_here = {name: {"implementation": name, "length": length, "batch_size": batch_size,
-                            "real_tokens": real_tokens, "max_abs_diff_vs_reference": differences[length][name]}
+                            "real_tokens": real_tokens, "sequence_lengths": lengths,
+                            "max_abs_diff_vs_reference": differences[length][name]}
                      for name in models}
         for mode in MODES:
             if mode == "inference":
@@ -275,7 +282,7 @@ def bench_models(folder: Path, stream: Tensor, special_ids: dict[str, int], sett
             times = alternate(steps, settings.repeats, settings.warmup, device, progress)
             matmul = median_summary(times.pop("matmul"), 2 * settings.matmul_size ** 3)
             matmul_seconds += matmul["seconds"]
-            flops = step_flops(config, batch_size, length, mode)
+            flops = step_flops(config, lengths, mode)
             for name, seconds in times.items():
                 result = median_summary(seconds, real_tokens)
                 result["tokens_per_s"] = result.pop("per_s")
