@@ -435,6 +435,8 @@ def describe_machine(settings: Settings, transformers, command: str) -> dict:
             "cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "command": command,
+            # how idle OpenMP threads wait (spinning or asleep) changes the cost of every small operation
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
@@ -463,6 +465,8 @@ def format_table(results: dict) -> str:
     if meta.get("load_average_at_start") is not None:
         lines.append(f"load average (1 min): {meta['load_average_at_start']:.1f} at the start, "
                      f"{meta['load_average_at_end']:.1f} at the end")
+    if meta.get("omp_wait_policy"):
+        lines.append(f"OMP_WAIT_POLICY={meta['omp_wait_policy']}")
     if meta.get("freed_memory_kept"):
         lines.append("malloc keeps freed memory in the process (minibert/memory.py), for every implementation")
     lines.append("")
@@ -487,9 +491,9 @@ def format_table(results: dict) -> str:
                              f"{result['mfu']:>4.0%} {memory / 2**20 if memory is not None else float('nan'):>5.0f}")
             cells.append(f"{row['max_abs_diff_vs_reference']:>9.1e}")
             lines.append("   ".join(cells))
-        lines += ["", "tokens/s counts real tokens (not padding); MFU counts the matmul FLOPs of the padded batch; "
+        lines += ["", "tokens/s and MFU count the real tokens, not the padding (MFU: the matmul FLOPs they need); "
                       "MB is the peak memory of one step above the weights and optimizer state; max|diff| is the "
-                      f"largest difference of the last hidden state from {REFERENCE}."]
+                      f"largest difference of the last hidden state from {REFERENCE}, at the real tokens."]
         lines.append("")
     if "tokenizer" in results:
         tok = results["tokenizer"]

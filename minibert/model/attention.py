@@ -30,7 +30,7 @@ def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropo
     written, or, when the probabilities would not fit in the cache, a few heads at a time
     (model/blocked_attention.py).
     """
-    if not return_probs and (dropout_p == 0.0 or q.device.type != "cpu"):
+    if fused_kernel_runs(q.device, dropout_p, return_probs):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
     if not return_probs and dropout_p < 1.0 and not scores_fit_in_cache(q, k):
         return blocked_attention_with_dropout(q, k, v, mask, dropout_p), None
@@ -45,6 +45,11 @@ def attention_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropo
     # dropout(probs) @ v with the 1 / (1 - p) moved onto the (n x d) result: the same sum, but two passes
     # fewer over the (n x m) probabilities, the biggest tensors of the model (see model/dropout.py)
     return (zero_dropped(probs, drop_mask(probs, dropout_p)) @ v).div_(1 - dropout_p), probs
+
+
+def fused_kernel_runs(device: torch.device, dropout_p: float, return_probs: bool) -> bool:
+    """Whether `attention_kernel` hands its work to PyTorch's fused kernel."""
+    return not return_probs and (dropout_p == 0.0 or device.type != "cpu")
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -68,19 +73,20 @@ class MultiHeadSelfAttention(nn.Module):
         bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
         qkv = F.linear(x, weight, bias)
         dropout_p = self.dropout_p if self.training else 0.0
-        if not tokens.packed or return_probs:
-            # the whole batch at once on the (b n) grid, the mask hiding padded keys: this also gives the
-            # (b h n n) attention maps that were asked for
-            q, k, v = rearrange(tokens.unpack(qkv), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-            context, probs = attention_kernel(q, k, v, mask, dropout_p, return_probs)
-            return tokens.pack(rearrange(context, "b h n d -> b n (h d)")), probs
-        # one sequence at a time, over its real tokens only: nothing to mask, no padded queries to compute
-        contexts = []
-        for one in tokens.sequences(qkv):
-            q, k, v = rearrange(one, "n (three h d) -> three 1 h n d", three=3, h=self.num_heads)
-            context, _ = attention_kernel(q, k, v, None, dropout_p, return_probs=False)
-            contexts.append(rearrange(context, "1 h n d -> n (h d)"))
-        return torch.cat(contexts), None
+        if tokens.packed and fused_kernel_runs(x.device, dropout_p, return_probs):
+            # one sequence at a time, over its real tokens only: nothing to mask, no padded queries to compute
+            contexts = []
+            for one in tokens.sequences(qkv):
+                q, k, v = rearrange(one, "n (three h d) -> three 1 h n d", three=3, h=self.num_heads)
+                context, _ = attention_kernel(q, k, v, None, dropout_p, return_probs=False)
+                contexts.append(rearrange(context, "1 h n d -> n h d"))  # a view: the one copy is torch.cat's
+            return rearrange(torch.cat(contexts), "t h d -> t (h d)"), None
+        # The whole batch at once on the (b n) grid, the mask hiding padded keys: for the explicit kernel, whose
+        # dozen small operations would cost a dozen thread wake-ups per sequence (README, "Speed"), and for the
+        # (b h n m) attention maps when they are asked for.
+        q, k, v = rearrange(tokens.unpack(qkv), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        context, probs = attention_kernel(q, k, v, mask, dropout_p, return_probs)
+        return tokens.pack(rearrange(context, "b h n d -> b n (h d)")), probs
 
 
 class DenseAddNorm(nn.Module):
