@@ -73,17 +73,19 @@ class MultiHeadSelfAttention(nn.Module):
         bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
         qkv = F.linear(x, weight, bias)
         dropout_p = self.dropout_p if self.training else 0.0
-        if tokens.packed and fused_kernel_runs(x.device, dropout_p, return_probs):
-            # one sequence at a time, over its real tokens only: nothing to mask, no padded queries to compute
+        if tokens.packed and not torch.is_grad_enabled() and fused_kernel_runs(x.device, dropout_p, return_probs):
+            # Inference: one sequence at a time, over its real tokens only, one fused call each: nothing to
+            # mask, no padded queries to compute.
             contexts = []
             for one in tokens.sequences(qkv):
                 q, k, v = rearrange(one, "n (three h d) -> three 1 h n d", three=3, h=self.num_heads)
                 context, _ = attention_kernel(q, k, v, None, dropout_p, return_probs=False)
                 contexts.append(rearrange(context, "1 h n d -> n h d"))  # a view: the one copy is torch.cat's
             return rearrange(torch.cat(contexts), "t h d -> t (h d)"), None
-        # The whole batch at once on the (b n) grid, the mask hiding padded keys: for the explicit kernel, whose
-        # dozen small operations would cost a dozen thread wake-ups per sequence (README, "Speed"), and for the
-        # (b h n m) attention maps when they are asked for.
+        # The whole batch at once on the (b n) grid, the mask hiding padded keys: for the attention maps when
+        # they are asked for, and in training, where one call per sequence would mean the explicit kernel's
+        # dozen small operations, or the fused kernel's backward, once per sequence; measured slower than the
+        # padded queries they would save (README, "Speed").
         q, k, v = rearrange(tokens.unpack(qkv), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         context, probs = attention_kernel(q, k, v, mask, dropout_p, return_probs)
         return tokens.pack(rearrange(context, "b h n d -> b n (h d)")), probs

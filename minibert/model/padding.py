@@ -3,11 +3,11 @@
 Lecture 1.1 (the Transformer encoder); README, "Speed". The projections, the feed-forward, dropout and
 LayerNorm treat each position on its own, so in a padded batch they would spend as much on a [PAD] as on a
 word, for a result nothing reads. So the encoder packs the real tokens into rows, (b n f) -> (t f), and these
-layers run on the rows. Attention, where tokens meet, takes the rows one sequence at a time when the fused
-kernel runs: each sequence attends over its own real tokens, which is what the padding mask achieves on the
-(b n) grid, without the padded queries and keys. (The explicit kernel, for CPU training and for attention
-maps, gets the grid back: model/attention.py says why.) The same idea as PyTorch's packed sequences for RNNs
-and as the nested-tensor fast path of nn.TransformerEncoder.
+layers run on the rows. Attention, where tokens meet, gets the (b n) grid back with the padding mask, except
+in inference, where it takes the rows one sequence at a time: each sequence attends over its own real tokens,
+which is what the mask achieves, without the padded queries and keys (model/attention.py says why not in
+training). The same idea as PyTorch's packed sequences for RNNs and as the nested-tensor fast path of
+nn.TransformerEncoder.
 
 What changes: the outputs at padded positions are zeros, as in that fast path (transformers computes
 something there, which nothing uses). The real tokens' outputs are the same, to rounding.
