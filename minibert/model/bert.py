@@ -119,21 +119,19 @@ class BertModel(BertPreTrainedModel):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)  # one sentence: every token is in segment A
         x = self.embeddings(input_ids, token_type_ids)
-        mask = additive_mask(attention_mask, x.dtype)
         tokens = RealTokens(attention_mask)  # the layers skip the padding (model/padding.py)
+        # a batch without padding needs no mask at all, which lets the fused attention kernel take its fastest path
+        mask = additive_mask(attention_mask, x.dtype) if tokens.packed else None
         x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, tokens)
         pooled = self.pooler(x) if self.pooler is not None else None
         return BertModelOutput(x, pooled, hidden_states, attentions)
 
 
-def additive_mask(attention_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+def additive_mask(attention_mask: Tensor, dtype: torch.dtype) -> Tensor:
     """(b n) of 1 = token / 0 = padding  ->  (b 1 1 n) of 0 / most negative float, added to attention scores.
 
-    Built once per batch and shared by every layer. A batch without padding needs no mask at all, which lets
-    the fused attention kernel take its fastest path.
+    Built once per batch and shared by every layer.
     """
-    if attention_mask is None or bool(attention_mask.all()):
-        return None
     keep = attention_mask[:, None, None, :].to(dtype)
     return (1.0 - keep) * torch.finfo(dtype).min
 
