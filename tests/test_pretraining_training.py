@@ -158,6 +158,26 @@ def test_gradient_accumulation_gives_the_same_step_as_one_big_batch(corpus, tmp_
         assert_close(parameters(two.model)[name], p, atol=1e-5, rtol=0, msg=name)
 
 
+
+def test_nsp_weight_scales_the_nsp_part_of_the_gradient(corpus, tmp_path):
+    """The objective is MLM loss + nsp_weight x NSP loss: the gradient of the first step with weight 3 is
+    that of the MLM loss plus three times the NSP part (got as weight 1 minus weight 0); the loss the
+    history records stays MLM + NSP, so runs with other weights compare."""
+    first_gradient, first_loss = {}, {}
+    for weight in (0.0, 1.0, 3.0):
+        trainer = make_trainer(corpus, tmp_path / str(weight), dropout=0.0, steps=1, save_every=0,
+                               max_grad_norm=0, nsp_weight=weight)  # no clipping: it would rescale the sum
+        model = trainer.model
+        trainer.optimizer.register_step_pre_hook(lambda *_, model=model, weight=weight: first_gradient.update(
+            {weight: {n: p.grad.clone() for n, p in model.named_parameters()}}))
+        first_loss[weight] = trainer.train()["history"][0]["loss"]
+    mlm, nsp = first_gradient[0.0], {n: first_gradient[1.0][n] - first_gradient[0.0][n] for n in first_gradient[0.0]}
+    assert nsp["cls.seq_relationship.weight"].abs().max() > 1e-3 and nsp["bert.pooler.dense.weight"].abs().max() > 0
+    for name, gradient in first_gradient[3.0].items():
+        scale = gradient.abs().max().clamp_min(1e-3)
+        assert_close(gradient / scale, (mlm[name] + 3 * nsp[name]) / scale, atol=1e-5, rtol=0, msg=name)
+    assert first_loss[0.0] == pytest.approx(first_loss[1.0]) and first_loss[3.0] == pytest.approx(first_loss[1.0])
+
 def test_the_trainer_records_the_loss_and_evaluates_held_out_text(corpus, tmp_path):
     tokenizer, data = corpus
     torch.manual_seed(0)

@@ -78,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--weight-decay", type=float, default=0.01)
     train.add_argument("--adam-beta2", type=float, default=0.999, help="0.98 (RoBERTa) is steadier at a high --lr")
     train.add_argument("--clip", type=float, default=1.0, help="maximum gradient norm (0: no clipping)")
+    train.add_argument("--nsp-weight", type=float, default=1.0,
+                       help="weight of the NSP (or SOP) loss beside the MLM loss (BERT: 1)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=distributed.DEVICES, default="auto")
     train.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
@@ -118,8 +120,8 @@ def main(args: argparse.Namespace) -> None:
         model = build_model(args, tokenizer)
         config = TrainingConfig(out_dir=out, steps=args.steps, minutes=args.minutes, accumulation=args.accumulation,
                                 lr=args.lr, warmup=args.warmup, weight_decay=args.weight_decay,
-                                adam_beta2=args.adam_beta2,
-                                max_grad_norm=args.clip, seed=args.seed, eval_every=args.eval_every,
+                                adam_beta2=args.adam_beta2, max_grad_norm=args.clip, nsp_weight=args.nsp_weight,
+                                seed=args.seed, eval_every=args.eval_every,
                                 eval_examples=args.eval_examples, save_every=args.save_every,
                                 device=args.device, bf16=args.bf16)
         trainer = Pretrainer(model, data, config, eval_data, runtime, extra_state={"args": saved_arguments(args)})

@@ -47,6 +47,8 @@ class TrainingConfig:
     weight_decay: float = 0.01
     adam_beta2: float = 0.999      # 0.98 (RoBERTa) forgets old gradient scales sooner: steadier at high lr
     max_grad_norm: float = 1.0      # 0 turns clipping off
+    nsp_weight: float = 1.0         # objective = MLM loss + nsp_weight x NSP loss (BERT: 1); "loss" in the
+                                    # history stays MLM + NSP, so that runs with other weights compare
     seed: int = 0
     eval_every: int = 100
     eval_examples: int = 1024
@@ -163,7 +165,8 @@ class Pretrainer:
                 with self._autocast():
                     step_sums = loss_sums(forward(self.trained_model, batch), batch)
                 # DDP averages gradients over processes; x world_size turns that average back into the sum
-                loss = (step_sums[0] / n_targets + step_sums[2] / n_pairs) * runtime.world_size
+                objective = step_sums[0] / n_targets + config.nsp_weight * step_sums[2] / n_pairs
+                loss = objective * runtime.world_size
                 loss.backward()
             sums[:4] += step_sums.detach().double().cpu()
             sums[4] += batch.num_tokens
