@@ -44,7 +44,8 @@ from minibert.memory import keep_freed_memory  # noqa: E402
 from minibert.model.pretraining import IGNORE_INDEX, BertForPreTraining  # noqa: E402
 from minibert.pretraining import PretrainingData, Pretrainer, TrainingConfig  # noqa: E402
 from minibert.pretraining.data import StagedData, learn_vocabulary  # noqa: E402
-from minibert.pretraining.diagnostics import neighbour_attention, neighbour_counting_accuracy  # noqa: E402
+from minibert.pretraining.diagnostics import (neighbour_attention, neighbour_counting_accuracy,  # noqa: E402
+                                              shared_words_nsp_accuracy)
 from minibert.pretraining.evaluate import evaluate  # noqa: E402
 from minibert.pretraining.plot import plot_loss_curves, smooth  # noqa: E402
 from minibert.pretraining.training_state import CHECKPOINT_FILE  # noqa: E402
@@ -127,6 +128,9 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=float, default=0.06)
     parser.add_argument("--adam-beta2", type=float, default=0.999)
+    parser.add_argument("--nsp-weight", type=float, default=1.0, help="weight of the NSP loss beside the MLM loss")
+    parser.add_argument("--steps", type=int, help="a fixed number of steps instead of fitting them to --minutes, "
+                        "to compare recipes step for step across machines (--minutes still stops the run)")
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-examples", type=int, default=512, help="held-out examples during training")
     parser.add_argument("--mlm-probability", type=float, default=0.3, help="share of training tokens to predict "
@@ -178,11 +182,12 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     ours = BertForPreTraining(config)
     initial = {k: v.clone() for k, v in ours.state_dict().items()}
-    settings = dict(lr=args.lr, warmup=args.warmup, adam_beta2=args.adam_beta2, seed=args.seed,
-                    eval_every=args.eval_every,
-                    eval_examples=args.eval_examples, save_every=0, device="cpu", bf16=args.bf16)
+    settings = dict(lr=args.lr, warmup=args.warmup, adam_beta2=args.adam_beta2, nsp_weight=args.nsp_weight,
+                    seed=args.seed, eval_every=args.eval_every, eval_examples=args.eval_examples, save_every=0,
+                    device="cpu", bf16=args.bf16)
     results = {"minibert": run("minibert", ours, data, eval_data,
-                               TrainingConfig(out_dir=out / "minibert", minutes=args.minutes, **settings),
+                               TrainingConfig(out_dir=out / "minibert", steps=args.steps, minutes=args.minutes,
+                                              **settings),
                                reuse=args.reuse_minibert)}
     steps, total = len(results["minibert"]["history"]), results["minibert"]["total_steps"]
 
@@ -207,20 +212,22 @@ def main(argv=None) -> None:
     plot_loss_curves(results, out / "loss_vs_step.png")
     plot_loss_curves(results, out / "loss_vs_time.png", x="seconds")
     reached = {name: {k: rows[name][k] >= goal for k, goal in GOALS.items()} for name in rows}
-    # yardsticks for the plateau (diagnostics.py): a count of neighbours, and how local the attention became
-    documents = (data.last if isinstance(data, StagedData) else data).documents
-    counting = neighbour_counting_accuracy(documents, held_out, tokenizer.mask_token_id)
+    # yardsticks (diagnostics.py): a count of neighbours, how local the attention became, shared words for NSP
+    long_data = data.last if isinstance(data, StagedData) else data
+    counting = neighbour_counting_accuracy(long_data.documents, held_out, tokenizer.mask_token_id)
     locality = neighbour_attention(ours, held_out)
+    shared_words = shared_words_nsp_accuracy(long_data.pairs, eval_data.pairs, long_data.documents)
     (out / "results.json").write_text(json.dumps({
         "arguments": vars(args), "summary": rows, "goals_reached": reached,
-        "neighbour_counting_accuracy": counting,
+        "neighbour_counting_accuracy": counting, "shared_words_nsp_accuracy": shared_words,
         "neighbour_attention": {"previous": locality.previous.tolist(), "next": locality.next.tolist(),
                                 "uniform": locality.uniform},
         "runs": results}, indent=1))
     print(f"\n{table}\n\n{len(held_out)} held-out batches ({sum(len(b.next_sentence_label) for b in held_out)} "
           f"examples of WikiText-2 test). Goals {GOALS}: {reached}\n"
           f"guessing each masked token from counts of its neighbours in the training text: MLM accuracy "
-          f"{counting:.3f}\nminibert's {locality.summary()}\n"
+          f"{counting:.3f}\njudging each pair by the words its segments share (tf-idf cosine, cut-off fitted on the "
+          f"training pairs): NSP accuracy {shared_words:.3f}\nminibert's {locality.summary()}\n"
           f"plots: {out / 'loss_vs_step.png'}, {out / 'loss_vs_time.png'}")
 
 

@@ -1,4 +1,5 @@
-"""The plateau's yardsticks: attention to the neighbouring tokens, and guessing a token by counting neighbours.
+"""The plateau's yardsticks: attention to the neighbouring tokens, and guessing a token by counting neighbours;
+and NSP's: telling a continuation by the words the two segments share.
 
 Lecture lectures/pretraining.md, section "The plateau, and why short examples end it"; run with
 `pytest -m pretraining`.
@@ -10,7 +11,8 @@ from minibert.config import BertConfig
 from minibert.model.pretraining import IGNORE_INDEX, BertForPreTraining
 from minibert.pretraining.data import Batch
 from minibert.pretraining.diagnostics import (neighbour_attention, neighbour_attention_of_maps,
-                                              neighbour_counting_accuracy)
+                                              neighbour_counting_accuracy, shared_words_nsp_accuracy)
+from minibert.pretraining.pairs import IS_NEXT, NOT_NEXT, SegmentPair
 
 pytestmark = pytest.mark.pretraining
 
@@ -84,3 +86,16 @@ def test_counting_falls_back_to_the_most_frequent_token_without_known_neighbours
     documents = [[[5, 5, 5, 6]]]
     batch = batch_of([[1, MASK, MASK, 2]], [[IGNORE_INDEX, 5, 6]])  # neighbours unknown or masked
     assert neighbour_counting_accuracy(documents, [batch], MASK) == 0.5
+
+
+def test_shared_words_tell_a_continuation_with_a_cut_fitted_on_training_pairs():
+    documents = [[[5, 6, 7]], [[8, 9, 10]], [[11, 12]]]
+    train = [SegmentPair([5, 6], [6, 7], IS_NEXT), SegmentPair([5, 6], [9, 10], NOT_NEXT),
+             SegmentPair([8, 9], [9, 10], IS_NEXT), SegmentPair([11], [5], NOT_NEXT)]
+    held_out = [SegmentPair([8, 10], [10, 9], IS_NEXT), SegmentPair([11, 12], [7, 6], NOT_NEXT)]
+    assert shared_words_nsp_accuracy(train, held_out, documents) == 1.0
+    flipped = [SegmentPair(p.tokens_a, p.tokens_b, NOT_NEXT if p.label == IS_NEXT else IS_NEXT) for p in held_out]
+    assert shared_words_nsp_accuracy(train, flipped, documents) == 0.0
+    # training pairs where sharing words goes with NotNext: no cut beats calling every pair IsNext
+    misleading = [SegmentPair([5], [9], IS_NEXT), SegmentPair([8, 9], [9, 10], NOT_NEXT), SegmentPair([6], [11], IS_NEXT)]
+    assert shared_words_nsp_accuracy(misleading, held_out, documents) == 0.5

@@ -1,4 +1,4 @@
-"""Is the model using its context yet? Two yardsticks for the MLM plateau.
+"""Is the model using its context yet? Two yardsticks for the MLM plateau, and one for NSP.
 
 Lecture lectures/pretraining.md, section "The plateau, and why short examples end it"; notebook
 notebooks/03_pretraining.ipynb.
@@ -7,9 +7,14 @@ notebooks/03_pretraining.ipynb.
 - `neighbour_counting_accuracy`: the MLM accuracy of no network at all, only counts of which token stands
   between which two neighbours in the training text. Reaching it means the model uses at least the
   neighbouring tokens, which is what getting off the plateau takes.
+- `shared_words_nsp_accuracy`: the NSP accuracy of no network either, only how many (rare) words the two
+  segments share, with a cut-off fitted on the training pairs. A random segment from another article is
+  mostly about something else, so this alone gets far: how much of NSP is spotting a change of topic.
 """
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +22,7 @@ from torch import Tensor, nn
 
 from ..model.pretraining import IGNORE_INDEX
 from .data import Batch
+from .pairs import IS_NEXT, SegmentPair
 
 
 @dataclass
@@ -109,3 +115,32 @@ def neighbour_counting_accuracy(documents: list[list[list[int]]], batches: list[
                 hits += (most_frequent if guess is None else guess) == label
                 total += 1
     return hits / max(total, 1)
+
+
+def shared_words_nsp_accuracy(train: list[SegmentPair], held_out: list[SegmentPair],
+                              documents: list[list[list[int]]]) -> float:
+    """Held-out NSP accuracy of calling a pair IsNext when the tf-idf cosine similarity of its two segments
+    (token ids; idf from the training `documents`) is above a cut-off, the one that scores best on `train`."""
+    counts = Counter(t for document in documents for t in {t for sentence in document for t in sentence})
+    idf = {t: math.log(len(documents) / n) for t, n in counts.items()}
+    unseen = math.log(len(documents))  # a token no training document holds: as rare as can be
+
+    def similarity(pair: SegmentPair) -> float:
+        a, b = Counter(pair.tokens_a), Counter(pair.tokens_b)
+        weight = {t: idf.get(t, unseen) for t in a.keys() | b.keys()}
+        dot = sum(a[t] * b[t] * weight[t] ** 2 for t in a.keys() & b.keys())
+        norm = math.sqrt(sum((c * weight[t]) ** 2 for t, c in a.items()) * sum((c * weight[t]) ** 2 for t, c in b.items()))
+        return dot / norm if norm else 0.0
+
+    def accuracy(pairs: list[SegmentPair], cut: float) -> float:
+        return sum((similarity(p) > cut) == (p.label == IS_NEXT) for p in pairs) / max(len(pairs), 1)
+
+    # the best cut on the training pairs: walk up the sorted similarities, moving one pair at a time to NotNext
+    scored = sorted((similarity(p), p.label == IS_NEXT) for p in train)
+    hits = best = sum(is_next for _, is_next in scored)  # cut below everything: all called IsNext
+    cut = scored[0][0] - 1 if scored else 0.0
+    for k, (value, is_next) in enumerate(scored):
+        hits += -1 if is_next else 1
+        if hits > best and (k + 1 == len(scored) or scored[k + 1][0] > value):
+            best, cut = hits, value
+    return accuracy(held_out, cut)
