@@ -97,5 +97,6 @@ def test_shared_words_tell_a_continuation_with_a_cut_fitted_on_training_pairs():
     flipped = [SegmentPair(p.tokens_a, p.tokens_b, NOT_NEXT if p.label == IS_NEXT else IS_NEXT) for p in held_out]
     assert shared_words_nsp_accuracy(train, flipped, documents) == 0.0
     # training pairs where sharing words goes with NotNext: no cut beats calling every pair IsNext
-    misleading = [SegmentPair([5], [9], IS_NEXT), SegmentPair([8, 9], [9, 10], NOT_NEXT), SegmentPair([6], [11], IS_NEXT)]
+    misleading = [SegmentPair([5], [9], IS_NEXT), SegmentPair([8, 9], [9, 10], NOT_NEXT),
+                  SegmentPair([6], [11], IS_NEXT)]
     assert shared_words_nsp_accuracy(misleading, held_out, documents) == 0.5

@@ -129,8 +129,9 @@ def shared_words_nsp_accuracy(train: list[SegmentPair], held_out: list[SegmentPa
         a, b = Counter(pair.tokens_a), Counter(pair.tokens_b)
         weight = {t: idf.get(t, unseen) for t in a.keys() | b.keys()}
         dot = sum(a[t] * b[t] * weight[t] ** 2 for t in a.keys() & b.keys())
-        norm = math.sqrt(sum((c * weight[t]) ** 2 for t, c in a.items()) * sum((c * weight[t]) ** 2 for t, c in b.items()))
-        return dot / norm if norm else 0.0
+        norm_a = math.sqrt(sum((c * weight[t]) ** 2 for t, c in a.items()))
+        norm_b = math.sqrt(sum((c * weight[t]) ** 2 for t, c in b.items()))
+        return dot / (norm_a * norm_b) if norm_a and norm_b else 0.0
 
     def accuracy(pairs: list[SegmentPair], cut: float) -> float:
         return sum((similarity(p) > cut) == (p.label == IS_NEXT) for p in pairs) / max(len(pairs), 1)
