@@ -60,6 +60,14 @@ def parameters(model) -> dict:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
+def record_gradients(trainer) -> list[dict]:
+    """The gradient of every step, as the optimizer is about to use it (after clipping)."""
+    seen, model = [], trainer.model
+    trainer.optimizer.register_step_pre_hook(
+        lambda *_: seen.append({n: p.grad.clone() for n, p in model.named_parameters()}))
+    return seen
+
+
 def test_resume_after_a_crash_gives_the_same_parameters_as_an_uninterrupted_run(corpus, tmp_path, monkeypatch):
     """Dropout is on, so this also checks that the random state is saved and restored."""
     straight = make_trainer(corpus, tmp_path / "straight")
@@ -143,11 +151,8 @@ def test_gradient_accumulation_gives_the_same_step_as_one_big_batch(corpus, tmp_
     hides a gradient scaled wrongly and turns rounding noise in a ~0 component into a full-sized step."""
     one = make_trainer(corpus, tmp_path / "one", dropout=0.0, steps=3, save_every=0)
     two = make_trainer(corpus, tmp_path / "two", dropout=0.0, steps=3, save_every=0, accumulation=4)
-    gradients = {one: [], two: []}
-    for trainer, seen in gradients.items():
-        model = trainer.model
-        trainer.optimizer.register_step_pre_hook(
-            lambda *_, model=model, seen=seen: seen.append({n: p.grad.clone() for n, p in model.named_parameters()}))
+    gradients = {one: record_gradients(one), two: record_gradients(two)}
+    for trainer in gradients:
         trainer.train()
     assert len(gradients[one]) == len(gradients[two]) == 3
     theirs, mine = gradients[one][0], gradients[two][0]  # the first step: from the same parameters
@@ -158,7 +163,6 @@ def test_gradient_accumulation_gives_the_same_step_as_one_big_batch(corpus, tmp_
         assert_close(parameters(two.model)[name], p, atol=1e-5, rtol=0, msg=name)
 
 
-
 def test_nsp_weight_scales_the_nsp_part_of_the_gradient(corpus, tmp_path):
     """The objective is MLM loss + nsp_weight x NSP loss: the gradient of the first step with weight 3 is
     that of the MLM loss plus three times the NSP part (got as weight 1 minus weight 0); the loss the
@@ -167,16 +171,16 @@ def test_nsp_weight_scales_the_nsp_part_of_the_gradient(corpus, tmp_path):
     for weight in (0.0, 1.0, 3.0):
         trainer = make_trainer(corpus, tmp_path / str(weight), dropout=0.0, steps=1, save_every=0,
                                max_grad_norm=0, nsp_weight=weight)  # no clipping: it would rescale the sum
-        model = trainer.model
-        trainer.optimizer.register_step_pre_hook(lambda *_, model=model, weight=weight: first_gradient.update(
-            {weight: {n: p.grad.clone() for n, p in model.named_parameters()}}))
+        gradients = record_gradients(trainer)
         first_loss[weight] = trainer.train()["history"][0]["loss"]
+        first_gradient[weight] = gradients[0]
     mlm, nsp = first_gradient[0.0], {n: first_gradient[1.0][n] - first_gradient[0.0][n] for n in first_gradient[0.0]}
     assert nsp["cls.seq_relationship.weight"].abs().max() > 1e-3 and nsp["bert.pooler.dense.weight"].abs().max() > 0
     for name, gradient in first_gradient[3.0].items():
         scale = gradient.abs().max().clamp_min(1e-3)
         assert_close(gradient / scale, (mlm[name] + 3 * nsp[name]) / scale, atol=1e-5, rtol=0, msg=name)
     assert first_loss[0.0] == pytest.approx(first_loss[1.0]) and first_loss[3.0] == pytest.approx(first_loss[1.0])
+
 
 def test_the_trainer_records_the_loss_and_evaluates_held_out_text(corpus, tmp_path):
     tokenizer, data = corpus

@@ -133,9 +133,6 @@ def shared_words_nsp_accuracy(train: list[SegmentPair], held_out: list[SegmentPa
         norm_b = math.sqrt(sum((c * weight[t]) ** 2 for t, c in b.items()))
         return dot / (norm_a * norm_b) if norm_a and norm_b else 0.0
 
-    def accuracy(pairs: list[SegmentPair], cut: float) -> float:
-        return sum((similarity(p) > cut) == (p.label == IS_NEXT) for p in pairs) / max(len(pairs), 1)
-
     # the best cut on the training pairs: walk up the sorted similarities, moving one pair at a time to NotNext
     scored = sorted((similarity(p), p.label == IS_NEXT) for p in train)
     hits = best = sum(is_next for _, is_next in scored)  # cut below everything: all called IsNext
@@ -144,4 +141,4 @@ def shared_words_nsp_accuracy(train: list[SegmentPair], held_out: list[SegmentPa
         hits += -1 if is_next else 1
         if hits > best and (k + 1 == len(scored) or scored[k + 1][0] > value):
             best, cut = hits, value
-    return accuracy(held_out, cut)
+    return sum((similarity(p) > cut) == (p.label == IS_NEXT) for p in held_out) / max(len(held_out), 1)
