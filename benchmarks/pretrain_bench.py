@@ -9,7 +9,8 @@ step) for the rest (data.py, StagedData; lecture note, "The plateau").
     python benchmarks/pretrain_bench.py --minutes 4 --out runs/pretrain-bench-short
 
 1. minibert pre-trains the `mini` preset on the shared corpora (WikiText-2 valid, Shakespeare, the Gutenberg
-   books) for --minutes, with the schedule fitted to that time; held-out text is WikiText-2 test.
+   books; WikiText-2 valid three times an epoch, --wikipedia-repeats) for --minutes, with the schedule fitted
+   to that time; held-out text is WikiText-2 test.
 2. transformers' BertForPreTraining starts from the same initial weights and trains on the same batches
    (same masks, same order) with the same optimizer and schedule for the same number of steps, through
    its own forward (all-position logits); the loss is computed the same way for both.
@@ -137,6 +138,9 @@ def main(argv=None) -> None:
                         "(held-out text is always scored at BERT's 0.15)")
     parser.add_argument("--min-document-words", type=int, default=1000,
                         help="gather the books' and the play's paragraphs into documents of this many words")
+    parser.add_argument("--wikipedia-repeats", type=int, default=3, metavar="N",
+                        help="use WikiText-2 valid N times an epoch (other cuts, other NotNext partners), the books "
+                             "and the play once: more of the kind of text the model is scored on")
     parser.add_argument("--dropout", type=float, default=0.0, help="none: a short run does not overfit")
     parser.add_argument("--train-vocab", type=int, default=8192, metavar="SIZE",
                         help="learn a WordPiece vocabulary of SIZE tokens from the training files (0: BERT's); "
@@ -167,13 +171,15 @@ def main(argv=None) -> None:
         print(f"learning a WordPiece vocabulary of {args.train_vocab:,} tokens (a few minutes) ...", file=sys.stderr)
         tokenizer = learn_vocabulary(train_files, args.train_vocab)
         tokenizer.save_pretrained(vocab_folder, overwrite=True)
+    repeats = [args.wikipedia_repeats if path.parent.name == "wikitext-2" else 1 for path in train_files]
     options = dict(tokenizer=tokenizer, max_length=args.max_length, batch_size=args.batch_size,
                    min_document_words=args.min_document_words)
     if args.short_steps:
         data = StagedData.short_then_long(train_files, args.short_steps, args.short_length, seed=args.seed,
-                                          mlm_probability=args.mlm_probability, **options)
+                                          mlm_probability=args.mlm_probability, repeats=repeats, **options)
     else:
-        data = PretrainingData.from_files(train_files, seed=args.seed, mlm_probability=args.mlm_probability, **options)
+        data = PretrainingData.from_files(train_files, seed=args.seed, mlm_probability=args.mlm_probability,
+                                          repeats=repeats, **options)
     eval_data = PretrainingData.from_files(test_files, seed=args.seed + 1, **options)
     print(f"training data: {data.describe()}\nheld-out data: {eval_data.describe()}", file=sys.stderr)
 

@@ -90,6 +90,9 @@ def test_clear_errors_for_a_missing_corpus_and_no_length(tmp_path):
         pretrain("--corpus", tmp_path / "corpus.txt", "--tokenizer", vocab, "--out", tmp_path / "run")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         pretrain("--corpus", tmp_path / "missing.txt", "--tokenizer", vocab, "--steps", 1, "--out", tmp_path / "run")
+    with pytest.raises(ValueError, match="one whole number of at least 1 for each of the 1 files"):
+        pretrain("--corpus", tmp_path / "corpus.txt", "--repeats", 2, 3, "--tokenizer", vocab, "--steps", 1,
+                 "--out", tmp_path / "run")
 
 
 def test_a_fresh_vocabulary_and_sentence_order_prediction(tmp_path):

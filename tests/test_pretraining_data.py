@@ -102,6 +102,28 @@ def test_not_next_text_comes_from_the_same_file_and_is_as_long_as_the_true_next(
     assert abs(mean_length(NOT_NEXT) - mean_length(IS_NEXT)) < 3
 
 
+def test_repeats_use_a_file_that_many_times_with_other_cuts():
+    """File 1 repeated 3 times gives about three times the pairs it gives once, nearly all of them different
+    (each copy is cut anew); NotNext text still comes from its own file, never from the same document."""
+    documents = id_documents(200, sentences=(6, 10))
+    sources = [0] * 100 + [1] * 100
+
+    def pairs_of_file_1(repeats):
+        pairs = create_pairs(documents, max_length=64, generator=torch.Generator().manual_seed(6), sources=sources,
+                             repeats=repeats)
+        for pair in pairs:
+            if pair.label == NOT_NEXT:
+                a, b = pair.tokens_a[0] // 1000, pair.tokens_b[0] // 1000
+                assert a != b and sources[a] == sources[b]
+        return [(tuple(p.tokens_a), tuple(p.tokens_b)) for p in pairs if p.tokens_a[0] // 1000 >= 100]
+
+    once, thrice = pairs_of_file_1([1, 1]), pairs_of_file_1([1, 3])
+    assert abs(len(thrice) / len(once) - 3) < 0.3
+    assert len(set(thrice)) > 0.9 * len(thrice)
+    with pytest.raises(ValueError, match="one whole number"):
+        PretrainingData.from_files(["a.txt", "b.txt"], tokenizer=None, repeats=[2])
+
+
 def test_min_document_words_gathers_paragraphs(tmp_path):
     path = tmp_path / "book.txt"
     path.write_text("One two three.\n\nFour five.\n\nSix seven eight nine.\n\nTen.\n", encoding="utf-8")

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--min-document-words", type=int, default=0, metavar="N",
                       help="gather blank-line blocks into documents of at least N words (for books and plays, "
                            "whose blank lines end paragraphs, not documents); WikiText files are cut at headings")
+    data.add_argument("--repeats", nargs="+", type=int, metavar="N",
+                      help="how many times each --corpus file is used in an epoch, one number per file in the same "
+                           "order (each time cut at other places): more of the text most like what the model is for")
     data.add_argument("--eval-files", nargs="*", default=[], metavar="FILE",
                       help="held-out text for MLM accuracy, NSP accuracy and perplexity during training")
     data.add_argument("--tokenizer", metavar="FOLDER",
@@ -106,10 +109,11 @@ def main(args: argparse.Namespace) -> None:
                             mlm_probability=args.mlm_probability, group_by_length=args.group_by_length)
         if args.short_steps:
             data = StagedData.short_then_long(args.corpus, args.short_steps, args.short_length, seed=args.seed,
-                                              min_document_words=args.min_document_words, **data_options)
+                                              min_document_words=args.min_document_words, repeats=args.repeats,
+                                              **data_options)
         else:
             data = PretrainingData.from_files(args.corpus, seed=args.seed, min_document_words=args.min_document_words,
-                                              **data_options)
+                                              repeats=args.repeats, **data_options)
         eval_options = {**data_options, "mlm_probability": 0.15}  # held-out scores stay comparable across runs
         eval_data = PretrainingData.from_files(args.eval_files, seed=args.seed + 1,
                                                min_document_words=args.min_document_words, **eval_options) \

@@ -59,10 +59,12 @@ class PretrainingData:
 
     def __init__(self, documents: list[list[list[int]]], masker: Masker, cls_token_id: int, sep_token_id: int,
                  pad_token_id: int, batch_size: int, max_length: int = 128, seed: int = 0, task: str = "nsp",
-                 short_seq_prob: float = 0.1, group_by_length: bool = True, sources: list[int] | None = None):
-        """`sources[i]`: the file document i came from (NotNext text is drawn from the same file)."""
+                 short_seq_prob: float = 0.1, group_by_length: bool = True, sources: list[int] | None = None,
+                 repeats: list[int] | None = None):
+        """`sources[i]`: the file document i came from (NotNext text is drawn from the same file);
+        `repeats[k]`: how many times file k's documents make pairs in each epoch (pairs.py, create_pairs)."""
         self.documents, self.masker, self.batch_size, self.seed = documents, masker, batch_size, seed
-        self.sources = sources
+        self.sources, self.repeats = sources, repeats
         self.max_length, self.task, self.short_seq_prob = max_length, task, short_seq_prob
         self.cls, self.sep, self.pad = cls_token_id, sep_token_id, pad_token_id
         self.group_by_length = group_by_length
@@ -76,23 +78,27 @@ class PretrainingData:
     def from_files(cls, paths: list[str | Path], tokenizer, max_length: int = 128, batch_size: int = 32,
                    seed: int = 0, task: str = "nsp", short_seq_prob: float = 0.1, whole_word: bool = False,
                    mlm_probability: float = 0.15, group_by_length: bool = True,
-                   min_document_words: int = 0) -> "PretrainingData":
+                   min_document_words: int = 0, repeats: list[int] | None = None) -> "PretrainingData":
         """`min_document_words`: in files without WikiText headings, gather blank-line blocks into documents
-        of at least this many words (for books and plays, whose blank lines end paragraphs; documents.py)."""
+        of at least this many words (for books and plays, whose blank lines end paragraphs; documents.py).
+        `repeats`: one whole number per file, how many times its text is used in an epoch (default: once)."""
+        if repeats is not None and (len(repeats) != len(paths) or any(int(r) != r or r < 1 for r in repeats)):
+            raise ValueError(f"repeats={repeats} must give one whole number of at least 1 for each of the "
+                             f"{len(paths)} files, in the same order.")
         files = [tokenize_documents(documents, tokenizer)
                  for documents in read_documents_by_file(paths, min_document_words)]
         documents = [document for file in files for document in file]
         sources = [k for k, file in enumerate(files) for _ in file]
         masker = Masker.from_tokenizer(tokenizer, whole_word, mlm_probability)
         return cls(documents, masker, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
-                   batch_size, max_length, seed, task, short_seq_prob, group_by_length, sources)
+                   batch_size, max_length, seed, task, short_seq_prob, group_by_length, sources, repeats)
 
     def epoch_pairs(self, epoch: int) -> list[SegmentPair]:
         """The segment pairs of one epoch (the two most recently made epochs are kept; any other is made again,
         the same, when asked for)."""
         if epoch not in self._pairs:
             self._pairs[epoch] = create_pairs(self.documents, self.max_length, self.generator(epoch, 0), self.task,
-                                              self.short_seq_prob, self.sources)
+                                              self.short_seq_prob, self.sources, self.repeats)
             while len(self._pairs) > 2:
                 del self._pairs[next(iter(self._pairs))]  # the oldest made, never the one just made
         return self._pairs[epoch]

@@ -45,11 +45,13 @@ def tokenize_documents(documents: list[list[str]], tokenizer) -> list[list[list[
 
 
 def create_pairs(documents: list[list[list[int]]], max_length: int, generator: torch.Generator,
-                 task: str = "nsp", short_seq_prob: float = 0.1, sources: list[int] | None = None) -> list[SegmentPair]:
+                 task: str = "nsp", short_seq_prob: float = 0.1, sources: list[int] | None = None,
+                 repeats: list[int] | None = None) -> list[SegmentPair]:
     """All the segment pairs of a tokenized corpus, in document order; each fits in `max_length` with
     its three special tokens. `sources[i]`: which file document i came from; a NotNext segment is drawn from
     another document of the same file (when it has two or more), so that telling Shakespeare from Wikipedia
-    does not answer NSP."""
+    does not answer NSP. `repeats[k]`: how many times the documents of file k are turned into pairs (each time
+    cut at other places, with other NotNext partners): more of the text that is most like the held-out text."""
     if task not in TASKS:
         raise ValueError(f"task is {task!r}; choose 'nsp' (next-sentence prediction, BERT) or 'sop' "
                          "(sentence-order prediction, ALBERT).")
@@ -66,8 +68,9 @@ def create_pairs(documents: list[list[list[int]]], max_length: int, generator: t
     pairs = []
     for index in range(len(documents)):
         partners = by_source[sources[index]] if len(by_source[sources[index]]) > 1 else everything
-        pairs += pairs_from_document(documents, index, max_tokens=max_length - 3, generator=generator, task=task,
-                                     short_seq_prob=short_seq_prob, partners=partners)
+        for _ in range(repeats[sources[index]] if repeats else 1):
+            pairs += pairs_from_document(documents, index, max_tokens=max_length - 3, generator=generator,
+                                         task=task, short_seq_prob=short_seq_prob, partners=partners)
     return pairs
 
 
