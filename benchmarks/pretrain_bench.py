@@ -1,11 +1,11 @@
 """Pre-training benchmark: minibert's BertForPreTraining against transformers' on the same data, config and steps.
 
 Lecture lectures/pretraining.md, sections "Watching it learn" and "The plateau". Not a test: minibert's
---minutes, then transformers' run of the same steps (about 1.3x as long), plus a few minutes to learn the
+--minutes, then transformers' run of the same steps (1.3x to 1.4x as long), plus a few minutes to learn the
 vocabulary once. Staged by default: 1,000 steps of 32-token examples (64 a step), then 128-token ones (16 a
 step) for the rest (data.py, StagedData; lecture note, "The plateau").
 
-    python benchmarks/pretrain_bench.py --minutes 30            # the issue's benchmark (about 65 minutes)
+    python benchmarks/pretrain_bench.py --minutes 30            # the issue's benchmark (about 70 minutes)
     python benchmarks/pretrain_bench.py --minutes 4 --out runs/pretrain-bench-short
 
 1. minibert pre-trains the `mini` preset on the shared corpora (WikiText-2 valid, Shakespeare, the Gutenberg
