@@ -223,6 +223,21 @@ def test_read_table_csv_tsv_jsonl(tmp_path):
     assert read_table(jsonl_path, "text") == [TextExample("one"), TextExample("two")]
 
 
+def test_read_table_csv_cell_over_two_lines(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text('text,label\n"first line\nsecond line",pos\nnext,neg\n', encoding="utf-8")
+    assert read_table(path, "text", "label") == [TextExample("first line\nsecond line", None, "pos"),
+                                                 TextExample("next", None, "neg")]
+    path.write_text('text,label\n"two\nlines",pos\nnext,neg,extra\n', encoding="utf-8")
+    assert_error(lambda p: read_table(p, "text", "label"), path, 4, "3 CSV columns")  # the file's line, not the row
+
+
+def test_header_without_rows(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text("sentence\tlabel\n", encoding="utf-8")
+    assert_error(read_sst2, path, None, "no examples after the header")
+
+
 def test_read_table_errors(tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text('{"text": "one", "label": 1}\n{"text": "two", label: 0}\n', encoding="utf-8")
@@ -266,6 +281,14 @@ def test_encode_texts_one_and_pair(tokenizer):
     assert pair["token_type_ids"] == [0] * 5 + [1] * 3
     assert pair["label"] == 2.5 and isinstance(pair["label"], float)
     assert "label" not in encode_texts(tokenizer, [TextExample("unlabeled")], {"neg": 0}, 16)[0]
+
+
+def test_labels_found_as_a_checkpoint_names_them(tokenizer):
+    """config.json's label2id has string keys; the readers give ints (and a table may give 1.0)."""
+    examples = [TextExample("good", label=1), TextExample("bad", label=0.0)]
+    assert [f["label"] for f in encode_texts(tokenizer, examples, {"0": 0, "1": 1}, 8)] == [1, 0]
+    with pytest.raises(UnknownLabelError, match="'pos' is not a number"):
+        encode_texts(tokenizer, [TextExample("good", label="pos")], None, 8)
 
 
 def test_encode_texts_matches_transformers(tokenizer, checkpoint_dir, data_dir, transformers_lib):

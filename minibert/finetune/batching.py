@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..model.pretraining import IGNORE_INDEX
-from .data import TaggedSentence, TextExample, label_id
+from .data import TaggedSentence, TextExample, UnknownLabelError, label_id
 
 MEGA_BATCH = 50  # batches sorted by length together, as transformers' LengthGroupedSampler (mega_batch_mult=50)
 NO_WORD = -1  # word_ids of [CLS], [SEP] and padding in a collated batch
@@ -42,6 +42,10 @@ def encode_texts(tokenizer, examples: list[TextExample], label_to_id: dict | Non
         feature = {"input_ids": ids, "token_type_ids": types}
         if example.label is not None:
             if label_to_id is None:
+                if isinstance(example.label, str) or isinstance(example.label, bool):
+                    raise UnknownLabelError(f"example {index} ({example.text[:40]!r}): the label {example.label!r} "
+                                            f"is not a number, and regression (label_to_id=None) needs numbers; "
+                                            f"pass the label list for classification")
                 feature["label"] = float(example.label)
             else:
                 feature["label"] = label_id(example.label, label_to_id, f"example {index} ({example.text[:40]!r}): ")
