@@ -238,6 +238,6 @@ def _field(record, name: str, kind, path: Path, expected: str, where: str):
     value = record[name]
     if not isinstance(value, kind) or isinstance(value, bool):
         wanted = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
-        raise ValueError(f"{path}: {where} has {name!r} = {value!r:.60}, expected a {wanted}; "
+        raise ValueError(f"{path}: {where} has {name!r} = {value!r:.60}, expected {wanted}; "
                          f"the format is {expected}")
     return value
