@@ -142,7 +142,9 @@ def test_long_question_is_cut_and_said(checkpoint_dir):
     example = QAExample("q", " ".join(["why"] * 80), "because it is so", [Answer("because", 0)])
     with pytest.warns(UserWarning, match="1 of 1 questions are longer than max_question_tokens=64"):
         windows = make_windows(tokenizer(), [example])
-    assert windows.long_questions == [0] and windows[0].input_ids[1:65] == [tokenizer().convert_tokens_to_ids("why")] * 64
+    why = tokenizer().convert_tokens_to_ids("why")
+    assert windows.long_questions == [0] and windows[0].input_ids[:66] == [tokenizer().cls_token_id, *[why] * 64,
+                                                                          tokenizer().sep_token_id]
     assert windows[0].start_position == 66
     with pytest.raises(ValueError, match="not more than stride=128"):
         make_windows(tokenizer(), [example], max_length=192, max_question_tokens=80)
