@@ -102,15 +102,16 @@ def test_malformed_files_name_the_file_and_the_format(tmp_path):
 
 
 def test_submission_round_trip_and_refusal_to_overwrite(tmp_path):
-    predictions = {"0": "200", "1": "嚇阻鳥群", "2": 'a, "quoted"\nanswer', "3": ""}
+    predictions = {"0": "200", "1": "嚇阻鳥群", "2": 'a "quoted"\nanswer', "3": ""}
     path = write_hw7_submission(tmp_path / "pred.csv", predictions)
     assert path.read_text(encoding="utf-8").split("\n")[:3] == ["ID,Answer", "0,200", "1,嚇阻鳥群"]
     assert read_hw7_submission(path) == predictions
     with pytest.raises(FileExistsError, match="overwrite=True"):
         write_hw7_submission(path, {"0": "other"})
     assert read_hw7_submission(path) == predictions  # untouched
-    write_hw7_submission(path, [("0", "other")], overwrite=True)
-    assert read_hw7_submission(path) == {"0": "other"}
+    write_hw7_submission(path, [("0", "1,000,000"), ("1", "甲，乙")], overwrite=True)
+    # the homework deletes ASCII commas (its Kaggle answers were processed the same way); "，" is not one
+    assert path.read_text(encoding="utf-8") == "ID,Answer\n0,1000000\n1,甲，乙\n"
 
 
 def test_split_by_title_keeps_articles_whole(data_dir):

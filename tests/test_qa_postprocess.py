@@ -101,11 +101,11 @@ def test_against_brute_force_on_random_logits():
         found = best_span_in_window(start, end, mask, n_best=length, max_answer_tokens=max_tokens)
         assert (found is None) == (expected is None)
         if found is not None:
-            assert found[:2] == expected[:2] and found[2] == pytest.approx(expected[2])
+            assert (found.start_token, found.end_token) == expected[:2] and found.score == pytest.approx(expected[2])
         small = best_span_in_window(start, end, mask, n_best=3, max_answer_tokens=max_tokens)
         if small is not None:
-            s, e, _ = small
-            assert mask[s] and mask[e] and 0 <= e - s < max_tokens and small[2] <= expected[2] + 1e-6
+            s, e = small.start_token, small.end_token
+            assert mask[s] and mask[e] and 0 <= e - s < max_tokens and small.score <= expected[2] + 1e-6
 
 
 @cache

@@ -162,17 +162,18 @@ def write_hw7_submission(path: str | Path, predictions: dict[str, str] | Sequenc
                          overwrite: bool = False) -> Path:
     """The homework's submission file: a CSV with the header `ID,Answer` and one row per question.
 
-    predictions: {question id: answer text}, or (id, answer) pairs, in the order to write. An existing file
-    is kept unless overwrite=True: a submission is often the only copy of a long run's output.
+    predictions: {question id: answer text}, or (id, answer) pairs, in the order to write. Commas are deleted
+    from the answers, as the homework's own code does ("answers in kaggle are processed in the same way").
+    An existing file is kept unless overwrite=True: a submission is often the only copy of a long run's output.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it, or choose another name")
     rows = list(predictions.items()) if isinstance(predictions, dict) else list(predictions)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")  # quotes answers that hold a comma, a quote or a newline
+    writer = csv.writer(buffer, lineterminator="\n")  # quotes the rare answer holding a quote or a line break
     writer.writerow(HW7_SUBMISSION_HEADER)
-    writer.writerows((str(question_id), answer) for question_id, answer in rows)
+    writer.writerows((str(question_id), answer.replace(",", "")) for question_id, answer in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, buffer.getvalue())
     return path

@@ -19,6 +19,15 @@ import torch
 from .windows import QAWindows
 
 
+@dataclass(frozen=True)
+class Span:
+    """The best valid span of one window: its first and last token (inclusive) and start + end logit."""
+
+    start_token: int
+    end_token: int
+    score: float
+
+
 @dataclass
 class QAPrediction:
     """The answer to one question: its text, where it is in the context, its score and where it came from."""
@@ -56,19 +65,18 @@ def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, windows: QA
                              f" positions; were the logits computed on truncated inputs?")
         span = best_span_in_window(start_logits[index, :len(window)], end_logits[index, :len(window)],
                                    torch.tensor(window.context_mask), n_best, max_answer_tokens)
-        if span is None or span[2] <= best[window.example_index].score:  # ties: the earlier window keeps it
+        if span is None or span.score <= best[window.example_index].score:  # ties: the earlier window keeps it
             continue
-        start_token, end_token, score = span
-        context = windows.examples[window.example_index].context
-        start, end = window.offsets[start_token][0], window.offsets[end_token][1]
-        best[window.example_index] = QAPrediction(windows.examples[window.example_index].id, context[start:end],
-                                                  start, end, score, index, start_token, end_token)
+        example = windows.examples[window.example_index]
+        start, end = window.offsets[span.start_token][0], window.offsets[span.end_token][1]
+        best[window.example_index] = QAPrediction(example.id, example.context[start:end], start, end, span.score,
+                                                  index, span.start_token, span.end_token)
     return best
 
 
 def best_span_in_window(start_logits: torch.Tensor, end_logits: torch.Tensor, context_mask: torch.Tensor,
-                        n_best: int = 20, max_answer_tokens: int = 30) -> tuple[int, int, float] | None:
-    """(start token, end token, score) of the best valid span of one window, or None if it has none.
+                        n_best: int = 20, max_answer_tokens: int = 30) -> Span | None:
+    """The best valid span of one window, or None if it has none.
 
     start_logits, end_logits, context_mask: (seq,).
     """
@@ -87,7 +95,7 @@ def best_span_in_window(start_logits: torch.Tensor, end_logits: torch.Tensor, co
     scores = (top_start.values[:, None] + top_end.values[None, :]).masked_fill(~valid, float("-inf"))
     flat = int(scores.flatten().argmax())
     i, j = divmod(flat, k)
-    return int(start_tokens[i]), int(end_tokens[j]), float(scores[i, j])
+    return Span(int(start_tokens[i]), int(end_tokens[j]), float(scores[i, j]))
 
 
 def predictions_by_id(predictions: list[QAPrediction]) -> dict[str, str]:
