@@ -90,6 +90,17 @@ class QAData:
     def num_paragraphs(self) -> int:
         return len({example.context for example in self.examples})
 
+    def summary(self) -> str:
+        """One line for a log: how many questions and paragraphs, and how many answers did not match."""
+        name = self.path.name if self.path is not None else "data"
+        line = f"{name}: {len(self):,} questions on {self.num_paragraphs:,} paragraphs"
+        if not any(example.answers for example in self.examples):
+            line += " (unlabeled)"
+        if self.problems:
+            line += f"; {len(self.problems):,} annotated answers do not match their context (left out), e.g. " \
+                    f"{self.problems[0]}"
+        return line
+
 
 @dataclass
 class TitleSplit:

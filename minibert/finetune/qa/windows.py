@@ -70,6 +70,17 @@ class QAWindows:
     def __len__(self) -> int:
         return len(self.windows)
 
+    def summary(self) -> str:
+        """One line for a log: windows per question, and every answer the windows cannot represent."""
+        line = f"{len(self.windows):,} windows for {len(self.examples):,} questions"
+        notes = ((len(self.unreachable), "answer{s} no window holds whole"),
+                 (len(self.misaligned), "answer{s} starting or ending inside a token"),
+                 (len(self.long_questions), "question{s} cut to max_question_tokens"))
+        for count, what in notes:
+            if count:
+                line += f"; {count:,} " + what.format(s="" if count == 1 else "s")
+        return line
+
     def __getitem__(self, index: int) -> QAWindow:
         return self.windows[index]
 
