@@ -74,8 +74,9 @@ def test_mismatched_answers_are_reported_not_fatal(tmp_path):
     assert data[1].answers == [Answer("Super Bowl 50", 19)]  # the good answer of the question stays
     assert len(data.problems) == 1
     assert (data.problems[0].example_id, data.problems[0].found) == ("bad", " Super Bow")
-    assert data.summary() == ("s.json: 2 questions on 1 paragraphs; 1 annotated answers do not match their context "
-                              "(left out), e.g. question bad: answer 'Super Bowl' at 18, but the context has ' Super Bow'")
+    assert data.summary() == ("s.json: 2 questions on 1 paragraphs; 1 annotated answers do not match their "
+                              "context (left out), e.g. question bad: answer 'Super Bowl' at 18, but the context has "
+                              "' Super Bow'")
 
     hw7 = {"paragraphs": ["甲乙丙丁"], "questions": [
         {"id": 0, "paragraph_id": 0, "question_text": "q", "answer_text": "乙丙", "answer_start": 1, "answer_end": 2},

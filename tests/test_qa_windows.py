@@ -130,7 +130,8 @@ def test_hand_made_example(checkpoint_dir):
     assert [(w.start_position, w.end_position) for w in windows] == [(0, 0), (4, 7)] and windows.unreachable == []
     straddling = QAExample("3", "where?", context, [Answer("sat on the mat because the", 8)])  # tokens 2..7
     windows = make_windows(tokenizer(), [straddling], max_length=12, stride=2)
-    assert windows.unreachable == [0] and windows.summary() == "2 windows for 1 questions; 1 answer no window holds whole"
+    assert windows.unreachable == [0]
+    assert windows.summary() == "2 windows for 1 questions; 1 answer no window holds whole"
     piece = QAExample("4", "what?", "in tokenization", [Answer("token", 3)])  # "token", "##ization": aligned
     windows = make_windows(tokenizer(), [piece])
     assert windows.misaligned == [] and (windows[0].start_position, windows[0].end_position) == (5, 5)
