@@ -1,0 +1,4 @@
+"""Lecture 2.2, general sequence output: v1 BERT with a decoder, v2 BERT as the decoder, generation and BLEU."""
+from .config import EncoderDecoderConfig
+from .decoder import BertLMHeadModel
+from .encoder_decoder import BertEncoderDecoder
