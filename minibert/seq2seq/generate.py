@@ -56,10 +56,15 @@ def sample(model, input_ids: Tensor, attention_mask: Tensor | None = None, *, ma
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, use_cache: bool = True) -> GenerationOutput:
     """Each step draws the next token from the model's distribution, sharpened or narrowed as asked."""
-    def choose(logits: Tensor) -> Tensor:
-        probs = warp(logits, temperature, top_k, top_p).softmax(dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-    return _one_token_at_a_time(model, input_ids, attention_mask, max_new_tokens, use_cache, choose)
+    return _one_token_at_a_time(model, input_ids, attention_mask, max_new_tokens, use_cache,
+                                choose=lambda logits: _draw(logits, temperature, top_k, top_p, generator))
+
+
+def _draw(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None,
+          generator: torch.Generator | None) -> Tensor:
+    """One token per row (b v -> b), drawn from softmax of the warped scores."""
+    probs = warp(logits, temperature, top_k, top_p).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 def warp(logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> Tensor:
