@@ -2,3 +2,5 @@
 from .config import EncoderDecoderConfig
 from .decoder import BertLMHeadModel
 from .encoder_decoder import BertEncoderDecoder
+from .generate import GenerationOutput, generate
+from .unilm import BertForSeq2SeqLM

@@ -26,6 +26,7 @@ from ..model.pretraining import IGNORE_INDEX
 from .cache import KeyValueCache
 from .config import EncoderDecoderConfig
 from .decoder import BertLMHeadModel
+from .generate import SpecialTokens
 
 
 @dataclass
@@ -150,6 +151,10 @@ class BertEncoderDecoder(nn.Module):
         return Seq2SeqLMOutput(out.logits, loss, memory, out.cache)
 
     # ----- what generate.py asks of a model -----
+    @property
+    def special_tokens(self) -> SpecialTokens:
+        return SpecialTokens(self.config.decoder_start_token_id, self.config.eos_token_id, self.config.pad_token_id)
+
     def start_generation(self, input_ids: Tensor, attention_mask: Tensor | None, use_cache: bool = True
                          ) -> EncoderDecoderState:
         cache = self.decoder.new_cache() if use_cache else None

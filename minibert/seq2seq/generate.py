@@ -5,8 +5,8 @@ notebooks/06_general_sequence.ipynb. The choices of transformers' `generate` (ge
 same names and meanings: `max_new_tokens`, `num_beams`, `length_penalty`, `early_stopping`, `do_sample`,
 `temperature`, `top_k`, `top_p`; greedy and beam outputs equal transformers' (tests/test_seq2seq_generate.py).
 
-A model plugs in with three things: `config` with `decoder_start_token_id`, `eos_token_id`, `pad_token_id`;
-`start_generation(input_ids, attention_mask, use_cache)`, which reads the source once and returns a state with
+A model plugs in with three things: `special_tokens` (which token starts a target, which ends it, which fills
+after the end); `start_generation(input_ids, attention_mask, use_cache)`, which reads the source once and returns a state with
 `reorder(index)`; and `next_token_logits(state, prefix)`, the scores (b v) of the token after the prefix (b t).
 With the cache the model runs only the prefix's new token each step; without it, the whole prefix.
 
@@ -18,6 +18,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    decoder_start_token_id: int  # the first token of every prefix
+    eos_token_id: int            # [SEP]: a sequence that writes it is finished
+    pad_token_id: int            # [PAD]: what a finished sequence gets while others go on
 
 
 @dataclass
@@ -92,15 +99,15 @@ def warp(logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top
 
 def _one_token_at_a_time(model, input_ids, attention_mask, max_new_tokens, use_cache, choose) -> GenerationOutput:
     """The loop that greedy search and sampling share; a finished sequence gets [PAD] until all are finished."""
-    config = model.config
+    special = model.special_tokens
     state = model.start_generation(input_ids, attention_mask, use_cache)
-    prefix = input_ids.new_full((input_ids.shape[0], 1), config.decoder_start_token_id)  # b 1
+    prefix = input_ids.new_full((input_ids.shape[0], 1), special.decoder_start_token_id)  # b 1
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for _ in range(max_new_tokens):
         tokens = choose(model.next_token_logits(state, prefix).float())  # b
-        tokens = tokens.masked_fill(~unfinished, config.pad_token_id)
+        tokens = tokens.masked_fill(~unfinished, special.pad_token_id)
         prefix = torch.cat([prefix, tokens[:, None]], dim=1)
-        unfinished &= tokens != config.eos_token_id
+        unfinished &= tokens != special.eos_token_id
         if not unfinished.any():
             break
     return GenerationOutput(prefix)
@@ -120,12 +127,12 @@ def beam_search(model, input_ids: Tensor, attention_mask: Tensor | None = None, 
     if not early_stopping:
         raise NotImplementedError("only early_stopping=True is implemented: a source is done when it has "
                                   "num_beams finished hypotheses.")
-    config = model.config
+    special = model.special_tokens
     b, k = input_ids.shape[0], num_beams
     rows = torch.arange(b, device=input_ids.device).repeat_interleave(k)  # every source k times: b*k rows
     state = model.start_generation(input_ids[rows], None if attention_mask is None else attention_mask[rows],
                                    use_cache)
-    prefix = input_ids.new_full((b * k, 1), config.decoder_start_token_id)
+    prefix = input_ids.new_full((b * k, 1), special.decoder_start_token_id)
     # All beams start as the same prefix: only the first may propose continuations, or they would be k copies.
     beam_scores = torch.zeros(b, k, device=input_ids.device)
     beam_scores[:, 1:] = -1e9
@@ -142,7 +149,7 @@ def beam_search(model, input_ids: Tensor, attention_mask: Tensor | None = None, 
             keep, done = [], len(finished[i]) == k  # a source with k hypotheses takes no more
             for rank in range(2 * k):
                 beam, token, score = int(cand_beam[i, rank]), int(cand_token[i, rank]), float(cand_scores[i, rank])
-                if token == config.eos_token_id or last_step:
+                if token == special.eos_token_id or last_step:
                     # only the k best candidates may end a hypothesis; the others are spares for the beams
                     if rank < k and not done:
                         hypothesis = torch.cat([prefix[i * k + beam], cand_token.new_tensor([token])])
@@ -161,7 +168,7 @@ def beam_search(model, input_ids: Tensor, attention_mask: Tensor | None = None, 
         state.reorder(index)
     best = [hypotheses[0] for hypotheses in finished]
     length = max(len(tokens) for _, tokens in best)
-    sequences = prefix.new_full((b, length), config.pad_token_id)
+    sequences = prefix.new_full((b, length), special.pad_token_id)
     for i, (_, tokens) in enumerate(best):
         sequences[i, :len(tokens)] = tokens
     return GenerationOutput(sequences, torch.tensor([score for score, _ in best]))
