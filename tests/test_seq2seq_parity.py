@@ -99,6 +99,23 @@ def test_step_by_step_with_the_cache_matches_the_whole_prefix(ours, reference):
     assert_close(torch.stack(steps, dim=1), full, **TOL)
 
 
+def test_textbook_attention_gives_the_same_logits(reference):
+    """attn_implementation="eager" (the formula, model/attention.py) instead of the fused kernel: same numbers."""
+    eager = BertEncoderDecoder.from_pretrained(reference[1], attn_implementation="eager")
+    assert eager.decoder.config.attn_implementation == "eager"
+    input_ids, attention_mask = source_batch()
+    decoder_input_ids = torch.randint(5, 99, (4, 6), generator=torch.Generator().manual_seed(3))
+    decoder_input_ids[:, 0] = START
+    with torch.no_grad():
+        full = reference[0](input_ids=input_ids, attention_mask=attention_mask,
+                            decoder_input_ids=decoder_input_ids).logits
+        mine = eager(input_ids, attention_mask, decoder_input_ids=decoder_input_ids).logits
+        state = eager.start_generation(input_ids, attention_mask, use_cache=True)
+        steps = [eager.next_token_logits(state, decoder_input_ids[:, :t + 1]) for t in range(6)]
+    assert_close(mine, full, **TOL)
+    assert_close(torch.stack(steps, dim=1), full, **TOL)
+
+
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_greedy_generation_gives_transformers_ids(ours, reference, use_cache):
     input_ids, attention_mask = source_batch()
