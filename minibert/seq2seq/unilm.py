@@ -174,6 +174,10 @@ class BertForSeq2SeqLM(BertPreTrainedModel):
         n = new.shape[1]
         # each target right after its own source: positions source_length_i + j, as in the joined training rows
         positions = state.source_mask.sum(dim=1, keepdim=True) + torch.arange(seen, seen + n, device=new.device)
+        if int(positions.max()) >= self.config.max_position_embeddings:
+            raise ValueError(f"source and target together reach position {int(positions.max())} but the position "
+                             f"table has {self.config.max_position_embeddings} rows: shorten the source or lower "
+                             "max_new_tokens.")
         keep_target = torch.ones(n, seen + n, dtype=torch.bool, device=new.device).tril(diagonal=seen)  # n m_t
         keep = torch.cat([state.source_mask.bool()[:, None, :].expand(-1, n, -1),
                           keep_target[None].expand(len(new), -1, -1)], dim=2)      # b n (s + m_t)
