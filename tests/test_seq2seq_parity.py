@@ -170,7 +170,8 @@ def test_warm_start_takes_every_weight_but_cross_attention_from_bert(checkpoint_
     layers = model.config.decoder.num_hidden_layers
     fresh = {name.split(".layer.")[1].split(".")[1] for name in model.decoder.fresh_weights if ".layer." in name}
     assert fresh == {"crossattention"}
-    assert len([n for n in model.decoder.fresh_weights if "crossattention" in n]) == 10 * layers  # q k v, dense, LayerNorm
+    crossattention = [name for name in model.decoder.fresh_weights if "crossattention" in name]
+    assert len(crossattention) == 10 * layers  # per layer: query, key, value, dense, LayerNorm; weight and bias
     encoder, decoder = model.encoder.state_dict(), model.decoder.state_dict()
     for name in ("embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight",
                  f"encoder.layer.{layers - 1}.output.dense.weight"):

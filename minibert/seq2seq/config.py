@@ -30,9 +30,9 @@ class EncoderDecoderConfig:
                                     "model.safetensors (as transformers' EncoderDecoderModel.save_pretrained writes).")
         values = json.loads(path.read_text(encoding="utf-8"))
         if values.get("model_type") != "encoder-decoder":
-            raise ValueError(f"{path} describes a {values.get('model_type', 'unknown')!r} model, not an encoder-decoder "
-                             "(model_type 'encoder-decoder'). For a BERT checkpoint, build the encoder-decoder from it "
-                             "with BertEncoderDecoder.from_encoder_pretrained(folder).")
+            raise ValueError(f"{path} describes a {values.get('model_type', 'unknown')!r} model, not an "
+                             "encoder-decoder (model_type 'encoder-decoder'). For a BERT checkpoint, build the "
+                             "encoder-decoder from it with BertEncoderDecoder.from_encoder_pretrained(folder).")
         decoder = values["decoder"]
         eos = values.get("eos_token_id", decoder.get("eos_token_id"))
         return cls(BertConfig.from_dict(values["encoder"]), BertConfig.from_dict(decoder),

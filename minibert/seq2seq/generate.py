@@ -3,11 +3,13 @@
 Lecture 2.2 (outputs: a general sequence: the token written is fed back in); notebook
 notebooks/06_general_sequence.ipynb. The choices of transformers' `generate` (generation/utils.py), with the
 same names and meanings: `max_new_tokens`, `num_beams`, `length_penalty`, `early_stopping`, `do_sample`,
-`temperature`, `top_k`, `top_p`; greedy and beam outputs equal transformers' (tests/test_seq2seq_generate.py).
+`temperature`, `top_k`, `top_p`; greedy and beam outputs equal transformers' (tests/test_seq2seq_parity.py;
+the properties in tests/test_seq2seq_generate.py).
 
 A model plugs in with three things: `special_tokens` (which token starts a target, which ends it, which fills
-after the end); `start_generation(input_ids, attention_mask, use_cache)`, which reads the source once and returns a state with
-`reorder(index)`; and `next_token_logits(state, prefix)`, the scores (b v) of the token after the prefix (b t).
+after the end); `start_generation(input_ids, attention_mask, use_cache)`, which reads the source once and
+returns a state with `reorder(index)`; and `next_token_logits(state, prefix)`, the scores (b v) of the token
+after the prefix (b t).
 With the cache the model runs only the prefix's new token each step; without it, the whole prefix.
 
 Shape legend: b batch, k beams, t target tokens so far, v vocabulary size.
