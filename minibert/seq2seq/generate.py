@@ -131,9 +131,8 @@ def beam_search(model, input_ids: Tensor, attention_mask: Tensor | None = None, 
                                   "num_beams finished hypotheses.")
     special = model.special_tokens
     b, k = input_ids.shape[0], num_beams
-    rows = torch.arange(b, device=input_ids.device).repeat_interleave(k)  # every source k times: b*k rows
-    state = model.start_generation(input_ids[rows], None if attention_mask is None else attention_mask[rows],
-                                   use_cache)
+    state = model.start_generation(input_ids, attention_mask, use_cache)  # each source is read once ...
+    state.reorder(torch.arange(b, device=input_ids.device).repeat_interleave(k))  # ... and given to its k beams
     prefix = input_ids.new_full((b * k, 1), special.decoder_start_token_id)
     # All beams start as the same prefix: only the first may propose continuations, or they would be k copies.
     beam_scores = torch.zeros(b, k, device=input_ids.device)
@@ -143,18 +142,19 @@ def beam_search(model, input_ids: Tensor, attention_mask: Tensor | None = None, 
         log_probs = model.next_token_logits(state, prefix).float().log_softmax(dim=-1)  # (b k) v
         vocab = log_probs.shape[-1]
         totals = (log_probs.view(b, k, vocab) + beam_scores[:, :, None]).view(b, k * vocab)
-        cand_scores, cand_index = totals.topk(2 * k, dim=-1)   # b 2k, best first
-        cand_beam, cand_token = cand_index // vocab, cand_index % vocab
+        best_totals, best = totals.topk(2 * k, dim=-1)          # b 2k, best first
+        # as Python lists, once: reading the tensors element by element would cost more than the bookkeeping
+        cand_beam, cand_token, cand_score = (best // vocab).tolist(), (best % vocab).tolist(), best_totals.tolist()
         last_step = step == max_new_tokens - 1
         next_rows, next_tokens, next_scores = [], [], []
         for i in range(b):
             keep, done = [], len(finished[i]) == k  # a source with k hypotheses takes no more
             for rank in range(2 * k):
-                beam, token, score = int(cand_beam[i, rank]), int(cand_token[i, rank]), float(cand_scores[i, rank])
+                beam, token, score = cand_beam[i][rank], cand_token[i][rank], cand_score[i][rank]
                 if token == special.eos_token_id or last_step:
                     # only the k best candidates may end a hypothesis; the others are spares for the beams
                     if rank < k and not done:
-                        hypothesis = torch.cat([prefix[i * k + beam], cand_token.new_tensor([token])])
+                        hypothesis = torch.cat([prefix[i * k + beam], prefix.new_tensor([token])])
                         finished[i].append((score / (step + 1) ** length_penalty, hypothesis))
                 elif len(keep) < k:
                     keep.append((beam, token, score))
@@ -164,13 +164,12 @@ def beam_search(model, input_ids: Tensor, attention_mask: Tensor | None = None, 
             finished[i] = sorted(finished[i], key=lambda entry: -entry[0])[:k]
         if all(len(hypotheses) == k for hypotheses in finished):
             break
-        index = torch.tensor(next_rows, device=prefix.device)
-        prefix = torch.cat([prefix[index], torch.tensor(next_tokens, device=prefix.device)[:, None]], dim=1)
+        rows = torch.tensor(next_rows, device=prefix.device)
+        prefix = torch.cat([prefix[rows], torch.tensor(next_tokens, device=prefix.device)[:, None]], dim=1)
         beam_scores = torch.tensor(next_scores, device=prefix.device)
-        state.reorder(index)
-    best = [hypotheses[0] for hypotheses in finished]
-    length = max(len(tokens) for _, tokens in best)
-    sequences = prefix.new_full((b, length), special.pad_token_id)
-    for i, (_, tokens) in enumerate(best):
+        state.reorder(rows)  # the cache follows its beams: a beam continued twice now has two copies
+    winners = [hypotheses[0] for hypotheses in finished]
+    sequences = prefix.new_full((b, max(len(tokens) for _, tokens in winners)), special.pad_token_id)
+    for i, (_, tokens) in enumerate(winners):
         sequences[i, :len(tokens)] = tokens
-    return GenerationOutput(sequences, torch.tensor([score for score, _ in best]))
+    return GenerationOutput(sequences, torch.tensor([score for score, _ in winners]))
