@@ -38,9 +38,13 @@ class KeyValueCache:
         self.self_attention[layer] = (key, value)
         return key, value
 
-    def reorder(self, index: Tensor) -> None:
-        """Keep the rows `index` (b'): beam search continues some beams twice and drops others."""
-        for entries in (self.self_attention, self.cross_attention):
+    def reorder(self, index: Tensor, among_beams: bool = False) -> None:
+        """Keep the rows `index` (b'): beam search continues some beams twice and drops others.
+
+        `among_beams`: rows move only among the beams of one source, whose cross-attention keys and values are
+        the same: those stay as they are (about a tenth of beam search's time, measured, if copied every step).
+        """
+        for entries in (self.self_attention,) if among_beams else (self.self_attention, self.cross_attention):
             for i, entry in enumerate(entries):
                 if entry is not None:
                     entries[i] = (entry[0].index_select(0, index), entry[1].index_select(0, index))

@@ -44,12 +44,14 @@ class EncoderDecoderState:
     memory_mask: Tensor | None           # b s: 1 for real source tokens
     cache: KeyValueCache | None
 
-    def reorder(self, index: Tensor) -> None:
-        self.memory = self.memory.index_select(0, index)
-        if self.memory_mask is not None:
-            self.memory_mask = self.memory_mask.index_select(0, index)
+    def reorder(self, index: Tensor, among_beams: bool = False) -> None:
+        """Keep the rows `index`; `among_beams`: only beams of the same source trade places (see KeyValueCache)."""
+        if not among_beams:  # the beams of one source share its encoding
+            self.memory = self.memory.index_select(0, index)
+            if self.memory_mask is not None:
+                self.memory_mask = self.memory_mask.index_select(0, index)
         if self.cache is not None:
-            self.cache.reorder(index)
+            self.cache.reorder(index, among_beams)
 
 
 def shift_tokens_right(labels: Tensor, pad_token_id: int, decoder_start_token_id: int) -> Tensor:

@@ -8,8 +8,8 @@ the properties in tests/test_seq2seq_generate.py).
 
 A model plugs in with three things: `special_tokens` (which token starts a target, which ends it, which fills
 after the end); `start_generation(input_ids, attention_mask, use_cache)`, which reads the source once and
-returns a state with `reorder(index)`; and `next_token_logits(state, prefix)`, the scores (b v) of the token
-after the prefix (b t).
+returns a state with `reorder(index, among_beams)`; and `next_token_logits(state, prefix)`, the scores (b v)
+of the token after the prefix (b t).
 With the cache the model runs only the prefix's new token each step; without it, the whole prefix.
 
 Shape legend: b batch, k beams, t target tokens so far, v vocabulary size.
@@ -167,7 +167,7 @@ def beam_search(model, input_ids: Tensor, attention_mask: Tensor | None = None, 
         rows = torch.tensor(next_rows, device=prefix.device)
         prefix = torch.cat([prefix[rows], torch.tensor(next_tokens, device=prefix.device)[:, None]], dim=1)
         beam_scores = torch.tensor(next_scores, device=prefix.device)
-        state.reorder(rows)  # the cache follows its beams: a beam continued twice now has two copies
+        state.reorder(rows, among_beams=True)  # the cache follows its beams: one continued twice has two copies
     winners = [hypotheses[0] for hypotheses in finished]
     sequences = prefix.new_full((b, max(len(tokens) for _, tokens in winners)), special.pad_token_id)
     for i, (_, tokens) in enumerate(winners):

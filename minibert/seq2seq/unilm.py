@@ -79,7 +79,9 @@ class UniLMState:
     cache: KeyValueCache | None
     first_logits: Tensor | None     # b v: what the source's [SEP] predicts, the first target token
 
-    def reorder(self, index: Tensor) -> None:
+    def reorder(self, index: Tensor, among_beams: bool = False) -> None:
+        """Keep the rows `index`. The source's keys and values sit in the self-attention cache beside the
+        target's, so they move with them even among the beams of one source."""
         self.source_ids, self.source_mask = self.source_ids[index], self.source_mask[index]
         if self.cache is not None:
             self.cache.reorder(index)
