@@ -12,6 +12,7 @@ Shape legend: b batch, s source tokens, t target tokens, (h d) hidden size, v vo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +108,6 @@ class BertEncoderDecoder(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, **config_overrides) -> BertEncoderDecoder:
         """Read a folder written by `save_pretrained` or by transformers' `EncoderDecoderModel.save_pretrained`."""
-        import dataclasses
-
         config = EncoderDecoderConfig.from_json(Path(folder) / "config.json")
         config.encoder = dataclasses.replace(config.encoder, **config_overrides)
         config.decoder = dataclasses.replace(config.decoder, **config_overrides)

@@ -88,7 +88,7 @@ class BertDecoderLayer(nn.Module):
         self.intermediate = FeedForwardIn(config)
         self.output = DenseAddNorm(config.intermediate_size, config)
 
-    def forward(self, x: Tensor, mask: Tensor, memory: Tensor, memory_mask: Tensor | None,
+    def forward(self, x: Tensor, mask: Tensor | None, memory: Tensor, memory_mask: Tensor | None,
                 cache: KeyValueCache | None, layer: int) -> Tensor:
         x = cached_self_attention(self.attention, x, mask, cache, layer)
         x = cross_attention(self.crossattention, x, memory, memory_mask, cache, layer)

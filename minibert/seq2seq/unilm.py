@@ -4,14 +4,17 @@ Lecture 2.2 (outputs: a general sequence, v2: BERT itself is the decoder); noteb
 notebooks/06_general_sequence.ipynb. UniLM (Dong et al. 2019): the input is `[CLS] source [SEP] target`, source in
 segment 0 and target in segment 1, and one (b n n) mask decides who sees whom: a source token sees the whole
 source (as in BERT), a target token sees the source and the target up to itself (as in a decoder). No new weights:
-the encoder, the embeddings and the MLM head (`cls.predictions`, tied to the word embeddings) are BERT's.
+the encoder, the embeddings and the MLM head (`cls.predictions`, tied to the word embeddings) are BERT's. (A
+checkpoint without its MLM head, as the installed MiniLM, gives the head's small transform fresh; the output
+vectors are the pre-trained word embeddings all the same.)
 
 Which token predicts what: shifted, as a decoder does. The source's [SEP] predicts the first target token, each
-target token the next one, the last one [SEP]. UniLM instead appends a [MASK] and predicts the token under it,
-as in pre-training. Shifted is chosen because then training scores every target token in one pass, and
-generation is that same computation one position at a time: the cache holds the keys and values of real
-tokens only, each step costs one position. With [MASK] each step would run two positions (the [MASK], then the
-token that replaces it), and the head must learn a new job either way: here it reads the vector of the token
+target token the next one, the last one [SEP]. UniLM instead replaces some target tokens by [MASK] and predicts
+them, as in pre-training, which keeps the head's pre-trained job; to generate, it appends a [MASK], predicts
+it, and puts the word in its place. Shifted is chosen for two reasons: each training pass scores every target
+token (UniLM: only the masked ones), and generation is the training computation one position at a time, so the
+cache holds exactly what training computed and each step costs one position (with [MASK] the position must be
+run again with its word: two a step). The price: the head learns a new job, reading the vector of the token
 before instead of the vector of a [MASK].
 
 Shape legend: b batch, s source tokens ([CLS] source [SEP], padded), t target tokens, n joined tokens,
