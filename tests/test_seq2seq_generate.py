@@ -137,3 +137,25 @@ def test_sampling_follows_the_warped_distribution():
     draws = _draw(logits, temperature=1.0, top_k=2, top_p=None, generator=torch.Generator().manual_seed(0))
     counts = torch.bincount(draws, minlength=3)
     assert counts[2] == 0 and abs(counts[0].item() / 1000 - 0.625) < 0.05
+
+
+def test_with_the_cache_each_step_runs_one_position(model):
+    """What the cache is for: after the first step the decoder sees only the newest token, not the prefix."""
+    input_ids, attention_mask = sources()
+    lengths = {True: [], False: []}
+    forward = model.decoder.forward
+
+    def recording(use_cache):
+        def run(input_ids, *args, **kwargs):
+            lengths[use_cache].append(input_ids.shape[1])
+            return forward(input_ids, *args, **kwargs)
+        return run
+
+    for use_cache in (True, False):
+        model.decoder.forward = recording(use_cache)
+        try:
+            generate(model, input_ids, attention_mask, max_new_tokens=7, use_cache=use_cache)
+        finally:
+            del model.decoder.forward  # the class's forward again
+    assert lengths[True] == [1] * 7
+    assert lengths[False] == [1, 2, 3, 4, 5, 6, 7]
