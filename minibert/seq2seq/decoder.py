@@ -64,10 +64,13 @@ class BertLMHeadModel(BertPreTrainedModel):
                                          for i in range(config.num_hidden_layers)))
 
     def forward(self, input_ids: Tensor, encoder_hidden_states: Tensor, attention_mask: Tensor | None = None,
-                encoder_attention_mask: Tensor | None = None, cache: KeyValueCache | None = None) -> CausalLMOutput:
+                encoder_attention_mask: Tensor | None = None, cache: KeyValueCache | None = None,
+                logits_to_keep: int = 0) -> CausalLMOutput:
         """input_ids (b n): the new target tokens, after the `cache.length` ones already in the cache.
         attention_mask (b m): 1 for real target tokens, 0 for padding, over cached and new tokens (None: all real).
         encoder_hidden_states (b s (h d)) and encoder_attention_mask (b s): the encoder's output and its padding.
+        logits_to_keep: score only the last few positions (0: all), as transformers' argument of that name;
+        generation needs only the last, and the vocabulary projection is the decoder's biggest matmul.
         """
         past = cache.length if cache is not None else 0
         n = input_ids.shape[1]
@@ -82,7 +85,7 @@ class BertLMHeadModel(BertPreTrainedModel):
         memory_mask = None if encoder_attention_mask is None else additive_mask(encoder_attention_mask, x.dtype)
         for i, layer in enumerate(self.bert.encoder.layer):
             x = layer(x, mask, encoder_hidden_states, memory_mask, cache, i)
-        return CausalLMOutput(self.cls.predictions(x), cache)
+        return CausalLMOutput(self.cls.predictions(x[:, -logits_to_keep:] if logits_to_keep else x), cache)
 
     def new_cache(self) -> KeyValueCache:
         return KeyValueCache(self.config.num_hidden_layers)

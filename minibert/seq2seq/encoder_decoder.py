@@ -166,7 +166,8 @@ class BertEncoderDecoder(nn.Module):
 
         With the cache only the tokens it has not seen yet go through the decoder: one per step."""
         new = prefix[:, state.cache.length:] if state.cache is not None else prefix
-        out = self.decoder(new, state.memory, encoder_attention_mask=state.memory_mask, cache=state.cache)
+        out = self.decoder(new, state.memory, encoder_attention_mask=state.memory_mask, cache=state.cache,
+                           logits_to_keep=1)
         return out.logits[:, -1]
 
     def num_parameters(self) -> int:
