@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     ids = dict(decoder_start_token_id=ours.config.decoder_start_token_id, eos_token_id=ours.config.eos_token_id,
                pad_token_id=ours.config.pad_token_id)
     print(f"{args.threads} thread(s), {args.max_new_tokens} new tokens, best of {args.repeats}\n")
-    print("| batch | beams | minibert (ms) | transformers (ms) | speed-up | same ids |")
-    print("|---:|---:|---:|---:|---:|:---:|")
+    print("| batch | beams | minibert (ms) | transformers (ms) | speed-up | same ids | minibert without cache (ms) |")
+    print("|---:|---:|---:|---:|---:|:---:|---:|")
     for batch_size in args.batch_sizes:
         batch = tokenizer(sources[:batch_size], padding=True, return_tensors="pt")
         for beams in args.beams:
@@ -75,9 +75,12 @@ def main(argv: list[str] | None = None) -> None:
             theirs_time, reference = best_of(args.repeats, lambda: theirs.generate(
                 batch.input_ids, attention_mask=batch.attention_mask, max_new_tokens=args.max_new_tokens,
                 num_beams=beams, do_sample=False, **({"early_stopping": True} if beams > 1 else {}), **ids))
+            uncached_time, _ = best_of(1, lambda: generate(
+                ours, batch.input_ids, batch.attention_mask, max_new_tokens=args.max_new_tokens,
+                num_beams=beams, use_cache=False))
             same = same_ids(mine, reference, ids["eos_token_id"], ids["pad_token_id"])
             print(f"| {batch_size} | {beams} | {mine_time * 1000:,.0f} | {theirs_time * 1000:,.0f} | "
-                  f"{theirs_time / mine_time:.2f}x | {'yes' if same else 'NO'} |")
+                  f"{theirs_time / mine_time:.2f}x | {'yes' if same else 'NO'} | {uncached_time * 1000:,.0f} |")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
         batch = tokenizer(sources[:max(args.batch_sizes)], padding=True, return_tensors="pt")
