@@ -34,11 +34,18 @@ class EncoderDecoderConfig:
                              "encoder-decoder (model_type 'encoder-decoder'). For a BERT checkpoint, build the "
                              "encoder-decoder from it with BertEncoderDecoder.from_encoder_pretrained(folder).")
         decoder = values["decoder"]
-        eos = values.get("eos_token_id", decoder.get("eos_token_id"))
+
+        def first_set(*candidates, default: int) -> int:  # transformers writes null for an id nobody set
+            return next((c for c in candidates if c is not None), default)
+
         return cls(BertConfig.from_dict(values["encoder"]), BertConfig.from_dict(decoder),
-                   decoder_start_token_id=values["decoder_start_token_id"],
-                   pad_token_id=values.get("pad_token_id", decoder.get("pad_token_id", 0)),
-                   eos_token_id=cls.eos_token_id if eos is None else eos)
+                   decoder_start_token_id=first_set(values.get("decoder_start_token_id"),
+                                                    decoder.get("decoder_start_token_id"),
+                                                    default=cls.decoder_start_token_id),
+                   pad_token_id=first_set(values.get("pad_token_id"), decoder.get("pad_token_id"),
+                                          default=cls.pad_token_id),
+                   eos_token_id=first_set(values.get("eos_token_id"), decoder.get("eos_token_id"),
+                                          default=cls.eos_token_id))
 
     def to_dict(self) -> dict:
         encoder = {**self.encoder.to_dict(), "is_decoder": False, "add_cross_attention": False}
