@@ -13,6 +13,7 @@ COMMANDS = {
     "demo": ("minibert.demo", "tokenize, load real BERT weights and plot contextual embeddings"),
     "pretrain": ("minibert.pretraining.cli", "pre-train a BERT with MLM and NSP on raw text"),
     "bench": ("minibert.bench.cli", "benchmarks: speed (minibert vs transformers) and pre-training"),
+    "generate": ("minibert.seq2seq.cli", "write a translation (a general sequence) with a saved seq2seq model"),
 }
 
 
