@@ -119,6 +119,8 @@ def read_sst2(path: str | Path) -> list[TextExample]:
             if label not in (0, 1):
                 raise DataFormatError(path, number, f"the label {label} is neither 0 nor 1", SST2_FORMAT)
         examples.append(TextExample(row["sentence"].strip(), label=label))
+    if not examples:
+        raise DataFormatError(path, None, "no examples after the header", SST2_FORMAT)
     return examples
 
 
@@ -141,6 +143,8 @@ def read_cs224n_sentiment(path: str | Path) -> list[TextExample]:
         if label is not None:
             label = _class_label(path, number, label, CS224N_FORMAT)
         examples.append(TextExample(row["sentence"].strip(), label=label))
+    if not examples:
+        raise DataFormatError(path, None, "no examples after the header", CS224N_FORMAT)
     return examples
 
 
@@ -247,8 +251,8 @@ def _delimited_rows(path: Path, lines: list[str], kind: str, expected: str):
         raise DataFormatError(path, 1, "the file is empty", expected)
     if kind == "TSV":
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-    else:
-        reader = csv.reader(lines)
+    else:  # line ends put back: a quoted cell may hold several lines
+        reader = csv.reader(line + "\n" for line in lines)
     try:
         header = next(reader)
         for row in reader:
@@ -316,11 +320,16 @@ def label_vocabulary(examples: list[TextExample], regression: bool | None = None
 
 
 def label_id(label, label_to_id: dict, where: str = "") -> int:
-    """The class id of `label`, or an error saying which label and which ones the head has outputs for."""
-    try:
-        return label_to_id[label]
-    except (KeyError, TypeError):
-        known = sorted(label_to_id, key=lambda x: (isinstance(x, str), str(x)))
-        raise UnknownLabelError(f"{where}the label {label!r} is not one of the {len(known)} labels the classifier "
-                                f"head knows: {known}. Fine-tune a fresh head on data with this label, or map it "
-                                f"to one of these") from None
+    """The class id of `label`, or an error saying which label and which ones the head has outputs for.
+
+    A checkpoint's config.json names its classes with strings ("0", "positive"), the readers give ints: a label
+    missing from label_to_id is looked up again as its text, so 1 (or 1.0) finds the class "1"."""
+    if isinstance(label, float) and label.is_integer():
+        label = int(label)
+    for key in (label, str(label)):
+        if key in label_to_id:
+            return label_to_id[key]
+    known = sorted(label_to_id, key=label_to_id.get)  # in the order of the head's outputs
+    raise UnknownLabelError(f"{where}the label {label!r} is not one of the {len(known)} labels the classifier head "
+                            f"knows: {known}. Fine-tune a fresh head on data with this label, or map it to one of "
+                            f"these")
