@@ -13,6 +13,9 @@ COMMANDS = {
     "demo": ("minibert.demo", "tokenize, load real BERT weights and plot contextual embeddings"),
     "pretrain": ("minibert.pretraining.cli", "pre-train a BERT with MLM and NSP on raw text"),
     "bench": ("minibert.bench.cli", "benchmarks: speed (minibert vs transformers) and pre-training"),
+    "finetune": ("minibert.finetune.cli", "fine-tune a BERT on sentence, pair or word classification"),
+    "evaluate": ("minibert.finetune.evaluate", "score a fine-tuned model on a labelled file"),
+    "predict": ("minibert.finetune.predict", "write a fine-tuned model's predictions for a file"),
 }
 
 
