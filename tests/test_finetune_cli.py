@@ -6,15 +6,23 @@ not how well a two-layer random model does.
 """
 import csv
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from torch.testing import assert_close
 
 from minibert.__main__ import main
-from minibert.finetune.metrics import accuracy, entity_scores
+from minibert import BertConfig, BertForSequenceClassification
 from minibert.finetune.data import read_conll2003, read_sst2
+from minibert.finetune.metrics import accuracy, entity_scores
 
 pytestmark = pytest.mark.outputs
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def finetune(tmp_path, checkpoint_dir, *options):
@@ -128,3 +136,35 @@ def test_an_existing_run_is_not_overwritten_without_being_asked(tmp_path, checkp
     with pytest.raises(SystemExit, match=r"--lr: started with 0.001, now 0.002"):
         main(["finetune", "--init", "tiny", "--tokenizer", str(checkpoint_dir), "--out", str(tmp_path / "run"),
               "--lr", "2e-3", "--resume", *options])
+
+
+def test_two_gloo_processes_match_one_process(tmp_path, checkpoint_dir, data_dir):
+    """Under torchrun each process takes half the rows of every batch and DDP averages the gradients: with
+    halves of equal size that is the gradient of the whole batch. Dropout is off (two processes cannot draw the
+    masks one process would have drawn)."""
+    options = ["--task", "sst2", "--data", data_dir / "glue-sst2", "--limit", 32, "--eval-limit", 16,
+               "--batch-size", 8, "--epochs", 1, "--dropout", 0, "--init", "tiny", "--tokenizer", checkpoint_dir,
+               "--lr", "1e-3", "--device", "cpu"]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                   "OMP_NUM_THREADS": "1"}
+
+    def run(launcher, out):
+        command = [*launcher, "-m", "minibert", "finetune", *map(str, options), "--out", str(out)]
+        finished = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        return load_file(out / "model.safetensors"), json.loads((out / "history.json").read_text())
+
+    one, one_history = run([sys.executable], tmp_path / "one")
+    two, two_history = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+                           tmp_path / "two")
+    assert [h["tokens"] for h in two_history["history"]] == [h["tokens"] for h in one_history["history"]]
+    for name in one:
+        assert_close(two[name], one[name], atol=1e-6, rtol=0, msg=name)
+    assert two_history["evaluations"][-1]["accuracy"] == one_history["evaluations"][-1]["accuracy"]
+    # the comparison means something only if training moved the weights well beyond 1e-6
+    config = BertConfig.preset("tiny", vocab_size=len(one["bert.embeddings.word_embeddings.weight"]),
+                               max_position_embeddings=512, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                               id2label={0: "0", 1: "1"})
+    torch.manual_seed(0)  # what the trainer does before it makes the model
+    initial = BertForSequenceClassification(config).state_dict()
+    assert max((one[name] - initial[name]).abs().max().item() for name in one) > 1e-3

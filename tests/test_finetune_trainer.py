@@ -3,10 +3,12 @@
 Lecture 2.2 (outputs); run with `pytest -m outputs`. The tasks here are synthetic, because they prove the
 mechanism better than a slice of real data: their answer is known, and a tiny model learns them in seconds.
 """
+import dataclasses
 import json
 
 import pytest
 import torch
+from torch.testing import assert_close
 
 from minibert.config import BertConfig, default_labels
 from minibert.finetune.trainer import FinetuneConfig, FinetuneTrainer, Task, model_inputs
@@ -71,9 +73,9 @@ class ScriptedTask(VocabularyHalfTask):
         return {"accuracy": self.script[len(self.seen) - 1], "loss": 1.0}
 
 
-def run(tmp_path, task=None, until_step=None, resume=False, **options):
+def run(tmp_path, task=None, until_step=None, resume=False, model=None, **options):
     options = {"epochs": 3, "lr": 5e-3, "warmup": 0.1, "quiet": True, "plot": False, **options}
-    trainer = FinetuneTrainer(task or VocabularyHalfTask(), FinetuneConfig(out_dir=tmp_path, **options))
+    trainer = FinetuneTrainer(task or VocabularyHalfTask(), FinetuneConfig(out_dir=tmp_path, **options), model=model)
     if resume:
         trainer.resume()
     return trainer, trainer.train(until_step)
@@ -152,3 +154,34 @@ def test_a_nan_loss_stops_training_before_the_weights_change(tmp_path):
     with pytest.raises(TrainingDiverged, match="step 3: the loss is nan"):
         trainer.train()
     assert trainer.step == 2 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+class HuggingFaceModel(torch.nn.Module):
+    """transformers' model behind the trainer's calls (as benchmarks/finetune_bench.py wraps it)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs):
+        return self.model(**inputs)
+
+    def save_pretrained(self, folder, overwrite=False):
+        self.model.save_pretrained(folder)
+
+
+def test_the_trainer_takes_a_transformers_model_to_the_same_weights(transformers_lib, tmp_path):
+    """The benchmark's premise: one trainer, the same batches and initial weights, and without dropout the
+    two models end where rounding lets them (the weights move by about 1e-2)."""
+    config = dataclasses.replace(TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    ours = BertForSequenceClassification(config)
+    theirs = transformers_lib.BertForSequenceClassification(transformers_lib.BertConfig(**config.to_dict()))
+    theirs.load_state_dict(ours.state_dict())
+    initial = {k: v.clone() for k, v in ours.state_dict().items()}
+    run(tmp_path / "ours", model=ours, epochs=1)
+    run(tmp_path / "theirs", model=HuggingFaceModel(theirs), epochs=1)
+    moved = max((ours.state_dict()[k] - initial[k]).abs().max().item() for k in initial)
+    assert moved > 5e-3
+    for name, tensor in theirs.state_dict().items():
+        assert_close(ours.state_dict()[name], tensor, atol=2e-5, rtol=0, msg=name)

@@ -182,9 +182,6 @@ class FinetuneTrainer:
                     progress.update(1, loss=stats["loss"], **shown, **{"tok/s": rate})
         if progress:
             progress.close()
-        if self.step == self.total_steps and (not self.result.evaluations or
-                                              self.result.evaluations[-1]["step"] != self.step):
-            self._evaluate()
         if self.last_saved_step != self.step:
             self._save()
         if self.runtime.is_main and config.plot:  # once at the end: drawing costs seconds on a busy CPU
