@@ -59,6 +59,12 @@ def test_entity_spans_by_hand(tags, spans, seqeval_metrics):
     assert {(t, start, end + 1) for t, start, end in get_entities(tags)} == spans  # seqeval's end is inclusive
 
 
+@pytest.mark.parametrize("tag", ["E-PER", "S-LOC", "B-", "PER", "o"])
+def test_entity_spans_refuses_what_is_not_bio(tag):
+    with pytest.raises(ValueError, match=f"'{tag}' is not a BIO tag"):
+        entity_spans(["O", tag])
+
+
 def test_entity_scores_by_hand():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     predicted = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "B-LOC"]]

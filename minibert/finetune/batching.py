@@ -157,10 +157,8 @@ def collate(features: list[dict], pad_token_id: int = 0) -> dict[str, Tensor]:
 
 
 def _padded(rows: list[list[int]], length: int, value: int) -> Tensor:
-    out = torch.full((len(rows), length), value, dtype=torch.long)  # b n
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
+    # one tensor from padded lists: several times faster than filling a tensor row by row
+    return torch.tensor([row + [value] * (length - len(row)) for row in rows], dtype=torch.long)  # b n
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, generator: torch.Generator | None = None,
