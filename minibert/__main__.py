@@ -14,6 +14,9 @@ COMMANDS = {
     "pretrain": ("minibert.pretraining.cli", "pre-train a BERT with MLM and NSP on raw text"),
     "bench": ("minibert.bench.cli", "benchmarks: speed (minibert vs transformers) and pre-training"),
     "generate": ("minibert.seq2seq.cli", "write a translation (a general sequence) with a saved seq2seq model"),
+    "finetune": ("minibert.finetune.cli", "fine-tune a BERT on sentence, pair or word classification"),
+    "evaluate": ("minibert.finetune.evaluate", "score a fine-tuned model on a labelled file"),
+    "predict": ("minibert.finetune.predict", "write a fine-tuned model's predictions for a file"),
 }
 
 

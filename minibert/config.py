@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
+PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
 
 @dataclass
@@ -31,8 +32,16 @@ class BertConfig:
     # Which attention kernel runs (model/attention.py): "eager" the textbook formula, "sdpa" the fast path.
     # transformers' name and values; like transformers, it is not written to config.json.
     attn_implementation: str = "sdpa"
+    # ----- task heads (model/heads.py): transformers' names; a bare encoder leaves them at their defaults -----
+    id2label: dict[int, str] | None = None   # class number -> name; None: two classes LABEL_0, LABEL_1
+    classifier_dropout: float | None = None  # dropout before a classifier; None: hidden_dropout_prob
+    problem_type: str | None = None          # regression / single_label_ / multi_label_classification
 
     def __post_init__(self):
+        if self.id2label is not None:  # config.json keys are strings
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            if sorted(self.id2label) != list(range(len(self.id2label))) or not self.id2label:
+                raise ValueError(f"id2label must number its classes 0, 1, ... without gaps; got {self.id2label}.")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
@@ -40,10 +49,23 @@ class BertConfig:
             )
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act is {self.hidden_act!r}; minibert knows {', '.join(ACTIVATIONS)}.")
+        if self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"problem_type is {self.problem_type!r}; choose one of "
+                             f"{', '.join(map(str, PROBLEM_TYPES))} (None: decided from the labels at the first "
+                             "loss, as transformers does).")
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def num_labels(self) -> int:
+        """Outputs of a task head; as in transformers, the length of id2label (2 when it is not set)."""
+        return len(self.id2label) if self.id2label is not None else 2
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: k for k, name in sorted((self.id2label or default_labels(2)).items())}
 
     # ----- named sizes, as in the BERT papers (the "mini"/"small" ones from Turc et al. 2019) -----
     @classmethod
@@ -64,7 +86,10 @@ class BertConfig:
             raise ValueError(f"position_embedding_type {position_type!r} is not supported; minibert implements "
                              "BERT's learned absolute positions only.")
         known = {f.name for f in dataclasses.fields(cls)} - {"attn_implementation"}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        fields = {k: v for k, v in values.items() if k in known}
+        if fields.get("id2label") is None and values.get("num_labels") is not None:  # older, hand-written configs
+            fields["id2label"] = default_labels(values["num_labels"])
+        return cls(**fields)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "BertConfig":
@@ -79,13 +104,23 @@ class BertConfig:
 
     def to_dict(self) -> dict:
         # model_type and position_embedding_type let transformers' AutoConfig read the file too
-        values = dataclasses.asdict(self)
+        values = {"model_type": "bert", "position_embedding_type": "absolute", **dataclasses.asdict(self)}
         del values["attn_implementation"]  # a choice of how to run, not part of the model
-        return {"model_type": "bert", "position_embedding_type": "absolute", **values}
+        for name in ("id2label", "classifier_dropout", "problem_type"):
+            if values[name] is None:  # an encoder without a task head keeps the file it always had
+                del values[name]
+        if self.id2label is not None:
+            values["label2id"] = self.label2id
+        return values
 
     def to_json(self, path: str | Path, architecture: str = "BertModel") -> None:
         values = {"architectures": [architecture], **self.to_dict()}
         Path(path).write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+
+
+def default_labels(num_labels: int) -> dict[int, str]:
+    """transformers' names for classes nobody named: LABEL_0, LABEL_1, ..."""
+    return {k: f"LABEL_{k}" for k in range(num_labels)}
 
 
 PRESETS = {"tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "base": (12, 768)}

@@ -1,5 +1,5 @@
 """CPU training attention, computed a few heads at a time with its backward pass written by hand
-(model/blocked_attention.py): the same output and gradients as autograd through the plain formula.
+(model/fast/blocked_attention.py): the same output and gradients as autograd through the plain formula.
 
 Lecture 1.1; run with `pytest -m embeddings`.
 """

@@ -106,7 +106,7 @@ def forward_flops(config: BertConfig, lengths: list[int]) -> int:
     """FLOPs of BertModel's matmuls (2 per multiply-add) in one forward pass over sequences of these lengths.
 
     Only the real tokens count: the work a batch needs, whatever an implementation spends on its padding
-    (minibert skips it, model/padding.py; transformers computes it, and that time counts against its MFU). A
+    (minibert skips it, model/fast/packing.py; transformers computes it, and that time counts against its MFU). A
     batch without padding is `[length] * batch_size`. Embedding lookups, LayerNorm, softmax and GELU are not
     counted; they are what keeps MFU below 100%.
     """
