@@ -121,10 +121,10 @@ def text_file(text: str) -> Path:
 
 
 def _not_utf8(path: Path, position: int, lines: int, chunk: bytes, err: UnicodeDecodeError) -> str:
-    # the decoder keeps up to 3 bytes of an unfinished character from the chunk before: err.start may be negative
-    at = max(err.start, 0)
-    line = lines + chunk.count(b"\n", 0, at) + 1
-    return (f"{path} is not UTF-8 text: byte {chunk[at]:#04x} at position {position + at:,} (line {line:,}) is "
+    # err.object is the chunk behind the bytes of a character that the chunk before left unfinished
+    start = position - (len(err.object) - len(chunk)) + err.start
+    line = lines + err.object.count(b"\n", 0, err.start) + 1
+    return (f"{path} is not UTF-8 text: byte {err.object[err.start]:#04x} at position {start:,} (line {line:,}) is "
             f"not valid UTF-8 (perhaps Latin-1 or Windows-1252); save it as UTF-8 (an editor's 'Save as', or "
             f"iconv -f latin1 -t utf-8)")
 
