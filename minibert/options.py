@@ -154,6 +154,7 @@ def vocabulary_folder(text: str) -> Path:
     path = existing_folder(text)
     if not (path / "vocab.txt").is_file():
         raise argparse.ArgumentTypeError(f"{path} has no vocab.txt; expected a folder with a WordPiece vocabulary")
+    text_file(str(path / "vocab.txt"))  # UTF-8, one token a line: an error here names the file and the byte
     return path
 
 

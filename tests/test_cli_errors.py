@@ -82,7 +82,8 @@ def test_an_option_out_of_range_names_option_value_and_range(corpus, capsys, opt
     ([], "say how long to train: --steps N, --minutes M, or both."),
     (["--minutes", "0"], "--minutes 0 without --steps leaves no time"),
     (["--steps", "2", "--batch-size", "8", "--accumulation", "3"],
-     "--batch-size 8 cannot be split into 3 equal micro-batches (--accumulation 3 x 1 processes); choose a multiple of 3"),
+     "--batch-size 8 cannot be split into 3 equal micro-batches (--accumulation 3 x 1 processes); "
+     "choose a multiple of 3"),
     (["--steps", "2", "--repeats", "1", "2"], "--repeats gives 2 numbers for 1 --corpus files"),
     (["--steps", "2", "--train-vocab", "60"], "--tokenizer uses a vocabulary, --train-vocab learns a new one"),
     (["--steps", "2", "--resume", "--overwrite"], "--resume continues the run in --out and --overwrite replaces it"),
@@ -142,6 +143,16 @@ def test_a_missing_empty_or_folder_corpus_is_one_line(tmp_path, capsys, name, me
     code, err = run_main(capsys, "pretrain", "--corpus", tmp_path / name, "--tokenizer", vocab, "--steps", 1,
                          "--out", tmp_path / "run")
     assert code == 2 and "argument --corpus: " in err and message in err and "Traceback" not in err
+
+
+def test_a_vocabulary_that_is_not_utf8_names_the_file(tmp_path, capsys):
+    corpus, vocab = write_corpus(tmp_path)
+    (vocab / "vocab.txt").write_bytes((vocab / "vocab.txt").read_bytes() + "café\n".encode("latin-1"))
+    code, err = run_main(capsys, "pretrain", "--corpus", corpus, "--tokenizer", vocab, "--steps", 1,
+                         "--out", tmp_path / "run")
+    size = len((vocab / "vocab.txt").read_bytes())
+    assert code == 2 and (f"argument --tokenizer: {vocab / 'vocab.txt'} is not UTF-8 text: byte 0xe9 at position "
+                          f"{size - 2:,} (line 25)") in err
 
 
 @pytest.mark.parametrize("option, make, message", [

@@ -22,7 +22,8 @@ def someone_elses_model(folder, transformers_lib, tmp_path):
     before vocab.txt), special_tokens_map.json and a pytorch_model.bin beside model.safetensors."""
     from minibert.tokenizer import WordPieceTokenizer
     other = tmp_path / "other-vocab"
-    WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "zebra", "##s", "the", "mat"]).save_pretrained(other)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    WordPieceTokenizer([*special, "zebra", "##s", "the", "mat"]).save_pretrained(other)
     tiny_model_folder(folder, other)
     transformers_lib.BertTokenizerFast(vocab_file=str(other / "vocab.txt")).save_pretrained(folder)
     (folder / "special_tokens_map.json").write_text('{"unk_token": "[UNK]"}')  # older transformers wrote it
@@ -37,7 +38,7 @@ def test_a_folder_that_holds_a_model_is_refused_and_left_as_it_was(tmp_path, cap
     before = snapshot(model)
     code, err = run_main(capsys, "pretrain", "--corpus", corpus, "--tokenizer", vocab, *TINY_RUN, "--out", model)
     assert code == 1
-    assert f"error: {model} already holds a model that this command did not write (config.json, model.safetensors" in err
+    assert f"error: {model} already holds a model that this command did not write (config.json, model." in err
     assert "add --overwrite to replace it" in err and "Traceback" not in err
     assert snapshot(model) == before
 
@@ -127,8 +128,8 @@ def test_a_folder_with_only_leftovers_counts_as_empty(tmp_path):
 def test_check_output_folder_changes_nothing_and_lists_what_overwrite_removes(tmp_path):
     out = tmp_path / "model"
     (out / "1_Pooling").mkdir(parents=True)
-    for name in ("config.json", "model-00001-of-00002.safetensors", "modules.json", "README.md", "1_Pooling/config.json",
-                 "history.json"):
+    for name in ("config.json", "model-00001-of-00002.safetensors", "modules.json", "README.md",
+                 "1_Pooling/config.json", "history.json"):
         (out / name).write_text(name)
     before = snapshot(out)
     with pytest.raises(OutputFolderError, match="already holds a model"):

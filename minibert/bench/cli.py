@@ -1,6 +1,7 @@
 """`python -m minibert bench <benchmark>`: routes to one module per benchmark.
 
-Each benchmark module has `add_arguments(parser)`, `main(args)` and perhaps `check_arguments(args)`, like the commands of `python -m minibert`.
+Each benchmark module has `add_arguments(parser)`, `main(args)` and perhaps `check_arguments(args)`, like the
+commands of `python -m minibert`.
 Adding one is a module and a line in BENCHMARKS.
 """
 from __future__ import annotations
