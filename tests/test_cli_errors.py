@@ -7,14 +7,18 @@ Options out of range stop argparse with exit code 2 and a line naming the option
 expected; `--debug` or MINIBERT_DEBUG=1 bring the traceback back.
 """
 import argparse
+import math
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minibert.__main__ import main
 from minibert.options import number_in, probability, text_file
@@ -290,3 +294,14 @@ def test_a_checkpoint_variable_that_points_nowhere_is_named(tmp_path, capsys, mo
     monkeypatch.setenv("MINIBERT_CHECKPOINT", str(tmp_path))
     code, err = run_main(capsys, "demo")
     assert code == 1 and f"MINIBERT_CHECKPOINT={tmp_path} has no config.json" in err
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.booleans())
+def test_a_probability_is_accepted_exactly_inside_its_interval(x, zero, one):
+    inside = math.isfinite(x) and (0 <= x if zero else 0 < x) and (x <= 1 if one else x < 1)
+    parse = probability(zero=zero, one=one)
+    if inside:
+        assert parse(repr(x)) == x
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"got {re.escape(repr(x))}$"):
+            parse(repr(x))
