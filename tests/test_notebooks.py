@@ -4,6 +4,7 @@ Run all of them with `pytest -m notebooks`; each also carries its lecture sectio
 """
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_notebook_is_saved_clean_and_links_its_lecture(path):
 
 
 @pytest.mark.parametrize("path", list(notebook_params()))
-def test_notebook_runs_in_the_fast_setting(path, tmp_path, monkeypatch):
+def test_notebook_runs_in_the_fast_setting(path, tmp_path, monkeypatch, capsys):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("MINIBERT_FAST", "1")
@@ -46,4 +47,13 @@ def test_notebook_runs_in_the_fast_setting(path, tmp_path, monkeypatch):
     # run in tmp_path, so whatever the notebook writes lands there and not in the work tree
     client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+    # a notebook takes a minute or more: say which one runs and how long it took, past pytest's output capture
+    with capsys.disabled():
+        print(f"\n  notebook {path.name}: running ...", end="", flush=True)
+    started, outcome = time.perf_counter(), "failed"
+    try:
+        client.execute()
+        outcome = "ran"
+    finally:
+        with capsys.disabled():
+            print(f" {outcome} in {time.perf_counter() - started:.0f} s", flush=True)

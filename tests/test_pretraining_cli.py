@@ -3,6 +3,7 @@
 Lecture lectures/pretraining.md, section "Pre-training from the command line"; run with `pytest -m pretraining`.
 """
 import json
+import re
 
 import pytest
 import torch
@@ -84,15 +85,20 @@ def test_a_run_stopped_by_the_clock_resumes_to_its_end(tmp_path):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
 
 
-def test_clear_errors_for_a_missing_corpus_and_no_length(tmp_path):
+def test_clear_errors_for_a_missing_corpus_and_no_length(tmp_path, capsys):
+    """Checked before any work starts: one line that names the option, exit code 2 (more in test_cli_errors.py)."""
     _, vocab = write_corpus(tmp_path)
-    with pytest.raises(SystemExit, match="--steps N, --minutes M"):
-        pretrain("--corpus", tmp_path / "corpus.txt", "--tokenizer", vocab, "--out", tmp_path / "run")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        pretrain("--corpus", tmp_path / "missing.txt", "--tokenizer", vocab, "--steps", 1, "--out", tmp_path / "run")
-    with pytest.raises(ValueError, match="one whole number of at least 1 for each of the 1 files"):
-        pretrain("--corpus", tmp_path / "corpus.txt", "--repeats", 2, 3, "--tokenizer", vocab, "--steps", 1,
-                 "--out", tmp_path / "run")
+    for options, message in [
+        (["--corpus", tmp_path / "corpus.txt"], "--steps N, --minutes M"),
+        (["--corpus", tmp_path / "missing.txt", "--steps", 1], "argument --corpus: .*missing.txt does not exist"),
+        (["--corpus", tmp_path / "corpus.txt", "--repeats", 2, 3, "--steps", 1],
+         "--repeats gives 2 numbers for 1 --corpus files"),
+    ]:
+        with pytest.raises(SystemExit) as exit:
+            pretrain(*options, "--tokenizer", vocab, "--out", tmp_path / "run")
+        assert exit.value.code == 2
+        assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_fresh_vocabulary_and_sentence_order_prediction(tmp_path):

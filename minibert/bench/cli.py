@@ -1,6 +1,7 @@
 """`python -m minibert bench <benchmark>`: routes to one module per benchmark.
 
-Each benchmark module has `add_arguments(parser)` and `main(args)`, like the commands of `python -m minibert`.
+Each benchmark module has `add_arguments(parser)`, `main(args)` and perhaps `check_arguments(args)`, like the
+commands of `python -m minibert`.
 Adding one is a module and a line in BENCHMARKS.
 """
 from __future__ import annotations
@@ -18,6 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, (module_name, help_text) in BENCHMARKS.items():
         module = importlib.import_module(module_name)
         module.add_arguments(benchmarks.add_parser(name, help=help_text, description=help_text))
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The chosen benchmark's checks that involve several options (minibert/options.py), if it has any."""
+    module = importlib.import_module(BENCHMARKS[args.benchmark][0])
+    if hasattr(module, "check_arguments"):
+        module.check_arguments(args)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -36,6 +36,7 @@ from torch import Tensor
 from ..config import BertConfig
 from ..model import BertModel
 from ..memory import keep_freed_memory
+from ..options import existing_folder, int_at_least, model_folder, new_file, positive_int
 from ..progress import Progress
 from ..resources import pretrained_checkpoint_dir, shared_data_dir
 from ..tokenizer import WordPieceTokenizer
@@ -561,18 +562,19 @@ def import_transformers():
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=None,
-                        help="the JSON file to write (default: bench-results/speed-<date>-<time>.json)")
+    parser.add_argument("--out", type=new_file, default=None,
+                        help="the JSON file to write, a new one (default: bench-results/speed-<date>-<time>.json)")
     parser.add_argument("--quick", action="store_true", help="fewer and smaller runs: a minute or two")
-    parser.add_argument("--checkpoint", type=Path, default=None,
+    parser.add_argument("--checkpoint", type=model_folder, default=None,
                         help="a Hugging Face BERT folder (default: the installed MiniLM, or MINIBERT_CHECKPOINT)")
-    parser.add_argument("--data", type=Path, default=None,
+    parser.add_argument("--data", type=existing_folder, default=None,
                         help="the shared data folder (default: MINIBERT_DATA, or ../shared/data)")
     parser.add_argument("--only", choices=("models", "tokenizer"), default=None, help="run one half only")
-    parser.add_argument("--lengths", type=int, nargs="+", default=None, help="sequence lengths (default: 128 512)")
-    parser.add_argument("--batch-tokens", type=int, default=None,
+    parser.add_argument("--lengths", type=int_at_least(2), nargs="+", default=None,
+                        help="sequence lengths, with [CLS] and [SEP] (default: 128 512)")
+    parser.add_argument("--batch-tokens", type=positive_int, default=None,
                         help="positions per batch; batch size = this / length (default: 2048 on a CPU)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs of each contestant (default: 7)")
+    parser.add_argument("--repeats", type=positive_int, default=None, help="timed runs of each contestant (default: 7)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                         help="bfloat16 runs every implementation under autocast (default: bfloat16 on a GPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile every implementation")

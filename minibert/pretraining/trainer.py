@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import atomic_path
+from ..output_folder import remove_interrupted_saves
 from ..progress import Progress
 from . import distributed
 from .data import PretrainingData
@@ -90,6 +91,8 @@ class Pretrainer:
     def resume(self, path: str | Path | None = None) -> None:
         """Continue from a checkpoint: weights, optimizer, scheduler, random state, step and history."""
         state = load_checkpoint(path or self.out / CHECKPOINT_FILE)
+        if self.runtime.is_main:
+            remove_interrupted_saves(self.out)  # what saves killed half-way left beside the checkpoint
         self.model.load_state_dict(state["model"])
         self.total_steps = state["total_steps"]
         self._make_scheduler()  # before loading the optimizer: a new scheduler resets the learning rate
@@ -208,6 +211,7 @@ class Pretrainer:
         rngs = distributed.gather_objects(rng_state(), self.runtime)
         if self.runtime.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            remove_interrupted_saves(self.out)
             save_checkpoint(self.out / CHECKPOINT_FILE, {
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "total_steps": self.total_steps,

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_path
+from ..checkpoint import atomic_path, load_pickled_tensors
 
 CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "total_steps", "rng", "history")
 
 
 def rng_state() -> dict:
@@ -42,8 +43,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: --resume continues a run from the {CHECKPOINT_FILE} "
                                 "that an earlier run wrote into the same --out folder.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)  # plain data only: no code in a pickle
-    except Exception as err:
-        raise ValueError(f"could not read the checkpoint {path} ({type(err).__name__}: {err}). It is not a "
-                         "minibert training checkpoint; start the run again without --resume.") from err
+    state = load_pickled_tensors(path, "the training checkpoint")
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(f"{path} is not a minibert training checkpoint (it has no {', '.join(missing)}); "
+                         "start the run again without --resume, in a new --out folder.")
+    return state
