@@ -12,7 +12,8 @@ scripts and on hypothesis' arbitrary Unicode, cased and uncased.
 - `WordCache`: a text is mostly words seen before, so the tokens of each raw word (ids and spans) are
   remembered, and a known word costs one dict look-up instead of normalising and WordPiece matching again.
 - `cyclic_gc_paused`: Python's cycle collector is off while a batch is encoded: about 2x on a large batch.
-Together they make the tokenizer about 3x faster on English than the plain path (see the lecture's table).
+Together, on 2,000 lines of WikiText-2 (one core, CPU time), about 10x faster than the plain path: 540,000
+tokens/s against 51,000. (basic.py, which skips the exact Unicode clean-up and the offsets, does 330,000.)
 """
 from __future__ import annotations
 
