@@ -2,7 +2,6 @@
 
 Lecture 1.1 (contextualized word embeddings) and 2.1 (inputs); run with `pytest -m embeddings`.
 """
-import gc
 import json
 import unicodedata
 
@@ -11,7 +10,6 @@ import torch
 
 from minibert.tokenizer import Encoding, WordPieceTokenizer
 from minibert.tokenizer.pretokenize import BasicTokenizer
-from minibert.tokenizer import wordpiece
 from minibert.tokenizer.wordpiece import truncated_lengths
 
 pytestmark = pytest.mark.embeddings
@@ -269,37 +267,3 @@ def test_save_refuses_to_overwrite(toy, tmp_path):
     toy.save_pretrained(tmp_path / "saved", overwrite=True)
     assert WordPieceTokenizer.from_pretrained(tmp_path / "saved").vocab == TOY_VOCAB
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["tokenizer_config.json", "vocab.txt"]
-
-
-def test_a_full_cache_starts_over_without_changing_results(monkeypatch):
-    text = "unwanted running, lowest low 今天 Café"
-    expected = WordPieceTokenizer(TOY_VOCAB)(text)
-    monkeypatch.setattr(wordpiece, "CACHE_SIZE", 2)
-    small = WordPieceTokenizer(TOY_VOCAB)
-    assert small(text) == expected and small(text) == expected
-    assert len(small._cache) <= 2
-
-
-def test_a_batch_runs_with_the_cycle_collector_paused_and_leaves_it_as_it_was(toy):
-    """Encoding a batch starts no garbage collection while it runs (each would walk the offset tuples made so
-    far: about half the time of a large batch), and the collector is on or off afterwards as it was before."""
-    collections = []
-
-    def count(phase, info):
-        if phase == "start":
-            collections.append(info["generation"])
-
-    texts = ["the unaffable runner ran"] * 20_000  # some 300,000 new lists and tuples: hundreds of collections
-    gc.callbacks.append(count)
-    try:
-        toy(texts)
-    finally:
-        gc.callbacks.remove(count)
-    # at most one: the first allocation after the collector is back may start one (without the pause: hundreds)
-    assert len(collections) <= 1 and gc.isenabled()
-    gc.disable()
-    try:
-        toy(texts[:10])
-        assert not gc.isenabled()  # a caller who turned it off keeps it off
-    finally:
-        gc.enable()

@@ -127,6 +127,16 @@ def test_every_line_matches_the_reference(both, data_dir, name):
     assert ours.decode(sample[1], skip_special_tokens=False) == reference.decode(sample[1])
 
 
+@pytest.mark.parametrize("name", list(CORPORA))
+def test_the_plain_path_alone_matches_the_reference(both, data_dir, name):
+    """use_fast=False (no cache, no ASCII shortcut: see fast.py) on every 20th line: the plain path is exact too."""
+    ours, reference = both
+    plain = WordPieceTokenizer(ours.vocab, lowercase=ours.lowercase, use_fast=False)
+    texts = corpus(data_dir, name)[::20]
+    theirs = reference(texts, add_special_tokens=True, return_offsets_mapping=True)
+    assert_same_encodings(texts, plain(texts), theirs, plain, f"{name}, plain path")
+
+
 @pytest.mark.parametrize("name, strategy", [(name, "only_second") for name in QA_SETS]
                          + [("xquad.en", "only_first"), ("xquad.zh", "only_first"), ("xquad.en", "longest_first")])
 def test_question_context_pairs_match(both, data_dir, name, strategy):

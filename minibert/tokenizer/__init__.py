@@ -1,5 +1,7 @@
-"""BERT's tokenizer, from scratch: words (pretokenize), WordPiece pieces (wordpiece), vocabularies (trainer)."""
+"""BERT's tokenizer, from scratch: the lesson (basic), words (pretokenize), WordPiece pieces (wordpiece), speed
+(fast), vocabularies (trainer)."""
+from .basic import BasicWordPieceTokenizer
 from .trainer import train_wordpiece
 from .wordpiece import Encoding, WordPieceTokenizer
 
-__all__ = ["Encoding", "WordPieceTokenizer", "train_wordpiece"]
+__all__ = ["BasicWordPieceTokenizer", "Encoding", "WordPieceTokenizer", "train_wordpiece"]

@@ -1,6 +1,8 @@
-"""BERT's "basic tokenizer": clean the text and cut it into words, remembering where each word came from.
+"""BERT's "basic tokenizer" to the last detail: clean the text and cut it into words, remembering where each came from.
 
-Lecture 1.1 (contextualized word embeddings), notebook notebooks/01_tokenizer.ipynb.
+Lecture 1.1 (contextualized word embeddings), notebook notebooks/01_tokenizer.ipynb. Read basic.py first: its
+`normalize` and `split_words` are these steps for plain text; this module adds what makes the words equal to
+the reference's on any text, and the offsets.
 
 Before WordPiece sees a text, BERT (Google's `BasicTokenizer`; `BertNormalizer` + `BertPreTokenizer` in Hugging
 Face's `BertTokenizerFast`) does this, in this order:
@@ -12,7 +14,7 @@ Face's `BertTokenizerFast`) does this, in this order:
 The special tokens ([CLS], [SEP], ...) are found in the raw text before all that, and kept whole.
 
 We cut the *original* text into raw words first and normalise each raw word afterwards, which gives the same
-words but lets the tokenizer cache its work per raw word. Each character of a normalised word remembers the
+words but lets the tokenizer cache its work per raw word (fast.py). Each character of a normalised word remembers the
 index of the original character it came from: that is what gives every token its exact character offsets.
 
 Where Google's BERT and the Rust reference disagree we follow the reference, which the tests compare against:
@@ -28,7 +30,7 @@ import sys
 import unicodedata
 from functools import cache
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+from .basic import SPECIAL_TOKENS, is_punctuation
 
 # The blocks of CJK ideographs that become one word per character (CJK Unified Ideographs, Extensions A-E,
 # Compatibility Ideographs and their Supplement). Korean and Japanese kana are not in them: they have spaces.
@@ -52,13 +54,7 @@ def is_whitespace(ch: str) -> bool:
     return ch in WHITESPACE_CONTROLS or (ch.isspace() and not is_dropped(ch))
 
 
-def is_punctuation(ch: str) -> bool:
-    code = ord(ch)
-    ascii_symbol = any(low <= code <= high for low, high in ASCII_PUNCTUATION_RANGES)
-    return ascii_symbol or unicodedata.category(ch).startswith("P")
-
-
-def _regex_class(ranges) -> str:
+def regex_class(ranges) -> str:
     """The inside of a regex [...] that matches the code point ranges, e.g. \\U00004e00-\\U00009fff."""
     return "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in ranges)
 
@@ -73,11 +69,6 @@ def _as_ranges(code_points: list[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-ASCII_SPACE_CLASS = _regex_class([(9, 10), (13, 13), (32, 32)])
-ASCII_PUNCTUATION_CLASS = _regex_class(ASCII_PUNCTUATION_RANGES)
-ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # what the clean-up drops from ASCII text
-
-
 @cache
 def unicode_classes() -> tuple[str, str]:
     """Regex classes of all whitespace and all punctuation characters: one scan of Unicode (~0.3 s, once)."""
@@ -85,7 +76,7 @@ def unicode_classes() -> tuple[str, str]:
     spaces = [ord(ch) for ch in every_char if ch.isspace() and is_whitespace(ch)]
     punctuation = [ord(ch) for ch in every_char if unicodedata.category(ch).startswith("P")]
     punctuation += [code for low, high in ASCII_PUNCTUATION_RANGES for code in range(low, high + 1)]
-    return _regex_class(_as_ranges(spaces)), _regex_class(_as_ranges(punctuation))
+    return regex_class(_as_ranges(spaces)), regex_class(_as_ranges(punctuation))
 
 
 def word_pattern(space: str, punctuation: str, cjk: str) -> str:
@@ -143,33 +134,23 @@ class BasicTokenizer:
         # Longest first, so that a special token that starts another one cannot cut it short.
         specials = "".join(re.escape(token) + "|" for token in sorted(self.special_tokens, key=len, reverse=True))
         self._specials_pattern = specials
-        self._ascii_words = re.compile(specials + word_pattern(ASCII_SPACE_CLASS, ASCII_PUNCTUATION_CLASS, ""))
-        self._unicode_words: re.Pattern | None = None  # built on the first non-ASCII text
-        self._separator: re.Pattern | None = None
-
-    def _compile_unicode_patterns(self) -> None:
-        space, punctuation = unicode_classes()
-        cjk = _regex_class(CJK_RANGES) if self.split_chinese_chars else ""
-        self._unicode_words = re.compile(self._specials_pattern + word_pattern(space, punctuation, cjk))
-        self._separator = re.compile(f"[{space}{punctuation}]")
+        self._unicode_words: re.Pattern | None = None  # built on the first text: it scans all of Unicode once
 
     def split(self, text: str):
         """Iterate over the raw words of `text` as regex matches (match[0] is the word, match.start() its start)."""
-        if text.isascii():
-            return self._ascii_words.finditer(text)
         if self._unicode_words is None:
-            self._compile_unicode_patterns()
+            space, punctuation = unicode_classes()
+            cjk = regex_class(CJK_RANGES) if self.split_chinese_chars else ""
+            self._unicode_words = re.compile(self._specials_pattern + word_pattern(space, punctuation, cjk))
         return self._unicode_words.finditer(text)
 
     def normalize(self, raw: str) -> list[tuple[str, list[int] | None]]:
         """The words that `raw` becomes, each with origins[i] = index in `raw` of the char that made char i.
 
-        origins is None when char i simply came from raw[i] (the common case). Usually one word comes back;
-        none when every character is dropped; several in the rare case where NFD turns a symbol into
-        punctuation (U+1FEF becomes "`"), since BERT splits after normalising.
+        Usually one word comes back; none when every character is dropped; several in the rare case where NFD
+        turns a symbol into punctuation (U+1FEF becomes "`"), since BERT splits after normalising. (fast.py's
+        shortcut for plain ASCII gives origins None: char i came from raw[i].)
         """
-        if raw.isascii() and not ASCII_CONTROL.search(raw):
-            return [(raw.lower() if self.lowercase else raw, None)]
         pairs = [(ch, index) for index, ch in enumerate(raw) if not is_dropped(ch)]  # (char, origin)
         if self.strip_accents:
             pairs = [(ch, origin) for ch, origin in decompose(pairs) if unicodedata.category(ch) != "Mn"]
@@ -177,13 +158,7 @@ class BasicTokenizer:
             pairs = [(low, origin) for ch, origin in pairs for low in ch.lower()]
         word = "".join(ch for ch, _ in pairs)
         origins = [origin for _, origin in pairs]
-        if not word:
-            return []
-        if self._separator is None:
-            self._compile_unicode_patterns()
-        if not self._separator.search(word):
-            return [(word, origins)]
-        return self._split_normalized(word, origins)
+        return self._split_normalized(word, origins) if word else []
 
     @staticmethod
     def _split_normalized(word: str, origins: list[int]) -> list[tuple[str, list[int]]]:

@@ -1,17 +1,18 @@
-"""WordPiece: cut every word into the longest pieces the vocabulary has, and encode text the way BERT reads it.
+"""The full WordPiece tokenizer: basic.py's lesson, exact on any text, with offsets, batches and tensors.
 
 Lecture 1.1 (contextualized word embeddings) and 2.1 (inputs: one sentence, or two joined by [SEP]); notebook
-notebooks/01_tokenizer.ipynb.
+notebooks/01_tokenizer.ipynb. Counterpart: Hugging Face's `BertTokenizerFast`, which it matches id for id and
+offset for offset on every line of the shared corpora (tests/test_tokenizer_parity.py).
 
-"unaffable" -> "una", "##ffa", "##ble": from the start of a word take the longest prefix in the vocabulary,
-then the longest "##"-prefixed piece of the rest, and so on; a word with no such cut becomes [UNK]. A text
-becomes [CLS] a [SEP], a pair [CLS] a [SEP] b [SEP]. Matches Hugging Face's `BertTokenizerFast` id for id and
-offset for offset (tests/test_tokenizer_parity.py).
+Read basic.py first: the words come from pretokenize.py (the reference's clean-up and splitting, each
+character remembering where it came from), each word goes through basic.py's `greedy_longest_match` ("unaffable"
+-> una ##ffa ##ble), and the spans of the pieces are mapped back to the original text. A text becomes
+[CLS] a [SEP], a pair [CLS] a [SEP] b [SEP], with truncation and padding as in transformers. With
+use_fast=True (the default) the caches and ASCII shortcuts of fast.py run instead, proven equal.
 """
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,33 +22,15 @@ from typing import Any, Sequence
 import torch
 
 from ..checkpoint import write_text_atomically
-from .pretokenize import SPECIAL_TOKENS, BasicTokenizer
+from .basic import CONTINUATION, MAX_CHARS_PER_WORD, SPECIAL_TOKENS, UNK, greedy_longest_match, read_vocab
+from .fast import FastBasicTokenizer, WordCache, cyclic_gc_paused
+from .pretokenize import BasicTokenizer
 
-CONTINUATION = "##"
-MAX_CHARS_PER_WORD = 100  # a longer word becomes a single [UNK], as in BERT
-CACHE_SIZE = 200_000  # words remembered before the cache starts over
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 PADDING_STRATEGIES = ("longest", "max_length")
 # The reference's decoder glues these onto the token before them; it checks each token on its own.
 DECODE_CLEANUPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                    (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
-
-
-@contextlib.contextmanager
-def cyclic_gc_paused():
-    """Python's cycle collector off for a while, then back as it was.
-
-    A batch makes millions of small lists and offset tuples, none of them in a reference cycle (reference
-    counting frees them all), yet each 700 new objects start a collection, and the older generations are walked
-    again and again: half the time of a large batch. With the collector paused it goes about 2x faster.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass
@@ -77,17 +60,24 @@ class WordPieceTokenizer:
     """BERT's tokenizer: BasicTokenizer words, then greedy longest-match-first WordPiece, then special tokens."""
 
     def __init__(self, vocab: Sequence[str], lowercase: bool = True, strip_accents: bool | None = None,
-                 split_chinese_chars: bool = True, model_max_length: int = 512, source: str = "the vocab"):
-        """vocab: the tokens, the position of each being its id; source names the vocab in error messages."""
+                 split_chinese_chars: bool = True, model_max_length: int = 512, source: str = "the vocab",
+                 use_fast: bool = True):
+        """vocab: the tokens, the position of each being its id; source names the vocab in error messages.
+
+        use_fast: the caches and shortcuts of fast.py (same ids and offsets, about 10x faster); False runs the
+        plain path alone. The name is transformers' (AutoTokenizer's use_fast), the meaning is minibert's.
+        """
         self.vocab = list(vocab)
         self.token_to_id = _check_vocab(self.vocab, source)
         self.lowercase = lowercase
         self.strip_accents = strip_accents  # None: strip them when lower-casing, as BERT does
         self.split_chinese_chars = split_chinese_chars
         self.model_max_length = model_max_length
-        self.basic = BasicTokenizer(lowercase, strip_accents, split_chinese_chars, SPECIAL_TOKENS)
+        self.use_fast = use_fast
+        self.basic = (FastBasicTokenizer if use_fast else BasicTokenizer)(
+            lowercase, strip_accents, split_chinese_chars, SPECIAL_TOKENS)
         self._special_ids = {token: self.token_to_id[token] for token in SPECIAL_TOKENS}
-        self._cache: dict[str, tuple[tuple[int, int, int], ...]] = {}
+        self._cache = WordCache(self.basic.split, self._tokenize_raw_word) if use_fast else None
 
     # ---- loading and saving ----
 
@@ -97,7 +87,7 @@ class WordPieceTokenizer:
         return cls(_read_vocab(Path(vocab_path)), lowercase=lowercase, source=str(vocab_path), **options)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike) -> WordPieceTokenizer:
+    def from_pretrained(cls, folder: str | os.PathLike, use_fast: bool = True) -> WordPieceTokenizer:
         """A tokenizer from a Hugging Face folder: vocab.txt, and tokenizer_config.json if there is one."""
         folder = Path(folder)
         if not folder.is_dir():
@@ -115,6 +105,7 @@ class WordPieceTokenizer:
             strip_accents=config.get("strip_accents"),
             split_chinese_chars=config.get("tokenize_chinese_chars", True),
             model_max_length=config.get("model_max_length", 512),
+            use_fast=use_fast,
         )
 
     def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False) -> list[Path]:
@@ -190,20 +181,15 @@ class WordPieceTokenizer:
 
     def _word_pieces(self, word: str) -> list[tuple[int, int, int]]:
         """(id, start, end) of the pieces of one normalised word, the spans being character indices in it."""
-        if len(word) > MAX_CHARS_PER_WORD:
+        pieces = greedy_longest_match(word, self.token_to_id, MAX_CHARS_PER_WORD)
+        if pieces == [UNK]:  # a word never contains "[" (punctuation), so this is the unknown word
             return [(self.unk_token_id, 0, len(word))]
-        pieces, start = [], 0
-        while start < len(word):
-            for end in range(len(word), start, -1):  # longest candidate first
-                candidate = word[start:end] if start == 0 else CONTINUATION + word[start:end]
-                token_id = self.token_to_id.get(candidate)
-                if token_id is not None:
-                    break
-            else:  # not even one character of the rest is in the vocabulary: the whole word is unknown
-                return [(self.unk_token_id, 0, len(word))]
-            pieces.append((token_id, start, end))
+        spans, start = [], 0
+        for piece in pieces:  # the piece is word[start:end], after "##" but for the first one
+            end = start + len(piece) - (len(CONTINUATION) if start > 0 else 0)
+            spans.append((self.token_to_id[piece], start, end))
             start = end
-        return pieces
+        return spans
 
     def _tokenize_raw_word(self, raw: str) -> tuple[tuple[int, int, int], ...]:
         """(id, start, end) for every token of a raw word, the spans being character indices in `raw`."""
@@ -216,25 +202,19 @@ class WordPieceTokenizer:
                     if origins is not None:  # normalising moved characters: map back to the raw ones
                         start, end = origins[start], origins[end - 1] + 1
                     tokens.append((token_id, start, end))
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()  # crude but enough: the frequent words come back at once
-        self._cache[raw] = tokens = tuple(tokens)
-        return tokens
+        return tuple(tokens)
 
     # ---- one text ----
 
     def _encode_text(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Ids and offsets of a text, without special tokens. The hot path: one dict look-up per known word."""
+        """Ids and offsets of a text, without special tokens."""
+        if self._cache is not None:
+            return self._cache(text)  # fast.py: the same, remembering each raw word's tokens
         ids, offsets = [], []
-        cache = self._cache
         for match in self.basic.split(text):
-            tokens = cache.get(match[0])
-            if tokens is None:
-                tokens = self._tokenize_raw_word(match[0])
-            start = match.start()
-            for token_id, token_start, token_end in tokens:
+            for token_id, token_start, token_end in self._tokenize_raw_word(match[0]):
                 ids.append(token_id)
-                offsets.append((start + token_start, start + token_end))
+                offsets.append((match.start() + token_start, match.start() + token_end))
         return ids, offsets
 
     def tokenize(self, text: str) -> list[str]:
@@ -262,7 +242,6 @@ class WordPieceTokenizer:
 
     # ---- texts and pairs, the way BERT reads them ----
 
-    @cyclic_gc_paused()  # about 2x faster on large batches (see cyclic_gc_paused)
     def __call__(self, text, text_pair=None, *, max_length: int | None = None, truncation=None,
                  padding=False, return_tensors: str | None = None) -> Encoding:
         """Encode one text, a pair, or a batch of either, as [CLS] a [SEP] (b [SEP]).
@@ -271,6 +250,10 @@ class WordPieceTokenizer:
         just one; None (the default) means "longest_first" when max_length is given without padding, as in
         transformers. padding: True or "longest" pads to the longest of the batch, "max_length" to max_length.
         """
+        with cyclic_gc_paused() if self.use_fast else contextlib.nullcontext():  # fast.py: 2x on large batches
+            return self._encode(text, text_pair, max_length, truncation, padding, return_tensors)
+
+    def _encode(self, text, text_pair, max_length, truncation, padding, return_tensors) -> Encoding:
         firsts, seconds, batched = _as_batch(text, text_pair)
         strategy, max_length = self._truncation_plan(truncation, max_length, padding)
         pad_to = _padding_plan(padding, max_length)
@@ -423,13 +406,9 @@ def _read_vocab(path: Path) -> list[str]:
         raise FileNotFoundError(f"no vocab file at {path}; expected a BERT vocab.txt (one token per line), e.g. "
                                 f"from a checkpoint folder, or one written by train_wordpiece + write_vocab")
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_vocab(path)
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error}); a vocab.txt has one UTF-8 token per line") from error
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    return lines
 
 
 def _check_vocab(vocab: list[str], source: str) -> dict[str, int]:
