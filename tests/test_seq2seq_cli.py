@@ -44,5 +44,15 @@ def test_generate_prints_the_librarys_translation(tokenizer, tmp_path, capsys, v
 
 
 def test_a_plain_bert_folder_is_refused(checkpoint_dir):
-    with pytest.raises(ValueError, match="not a model trained to generate"):
+    with pytest.raises(SystemExit, match="not a model trained to generate"):
         main(["generate", "--model", str(checkpoint_dir), "--text", "Ein Hund."])
+
+
+@pytest.mark.parametrize("option, value, expected", [("--num-beams", "0", "--num-beams"),
+                                                     ("--top-p", "1.5", "--top-p"),
+                                                     ("--temperature", "0", "--temperature")])
+def test_generation_options_are_checked_before_any_work(checkpoint_dir, capsys, option, value, expected):
+    with pytest.raises(SystemExit) as stop:
+        main(["generate", "--model", str(checkpoint_dir), "--text", "Ein Hund.", option, value])
+    assert stop.value.code == 2
+    assert f"argument {expected}" in capsys.readouterr().err

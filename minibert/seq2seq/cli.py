@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..options import (model_folder, non_negative_int, positive_float, positive_int, probability, text_file,
+                       vocabulary_folder)
 from ..resources import pretrained_checkpoint_dir
 from ..tokenizer import WordPieceTokenizer
 from .encoder_decoder import BertEncoderDecoder
@@ -26,22 +28,23 @@ from .unilm import BertForSeq2SeqLM
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="FOLDER", help="a saved v1 or v2 model folder")
+    parser.add_argument("--model", required=True, type=model_folder, metavar="FOLDER",
+                        help="a saved v1 or v2 model folder")
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument("--text", nargs="+", help="one or more source sentences")
-    given.add_argument("--file", metavar="FILE", help="a text file, one source sentence per line")
-    parser.add_argument("--tokenizer", metavar="FOLDER",
+    given.add_argument("--file", type=text_file, metavar="FILE", help="a text file, one source sentence per line")
+    parser.add_argument("--tokenizer", type=vocabulary_folder, metavar="FOLDER",
                         help="a folder with vocab.txt (default: the model folder's, else the installed MiniLM's)")
-    parser.add_argument("--max-new-tokens", type=int, default=40)
-    parser.add_argument("--num-beams", type=int, default=1, help="1: greedy search; more: beam search")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=40)
+    parser.add_argument("--num-beams", type=positive_int, default=1, help="1: greedy search; more: beam search")
     parser.add_argument("--length-penalty", type=float, default=1.0,
                         help="beam search: > 0 favours longer translations, < 0 shorter ones")
     parser.add_argument("--sample", action="store_true", help="draw each token instead of taking the best")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int)
-    parser.add_argument("--top-p", type=float)
-    parser.add_argument("--seed", type=int, default=0, help="for --sample")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--temperature", type=positive_float, default=1.0)
+    parser.add_argument("--top-k", type=positive_int)
+    parser.add_argument("--top-p", type=probability(zero=False))
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="for --sample")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole prefix every step (slower)")
 
 
