@@ -179,3 +179,11 @@ def test_unknown_method_and_double_apply_are_refused():
     model = apply(TinyClassifier(), "lora")
     with pytest.raises(ValueError, match="already has 'lora'"):
         apply(model, "adapter")
+
+
+def test_weighted_features_work_when_the_head_passes_arguments_by_position():
+    """transformers-style heads call bert(input_ids, attention_mask, token_type_ids, output_hidden_states, ...)."""
+    model = apply(TinyClassifier(), "weighted")
+    b = batch()
+    by_position = model.bert(b["input_ids"], b["attention_mask"], b["token_type_ids"], False).last_hidden_state
+    assert_close(by_position, model.bert(**b).last_hidden_state)

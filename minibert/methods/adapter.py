@@ -1,7 +1,7 @@
 """Adapters (Houlsby et al. 2019): a small bottleneck inside each residual branch; only it (and the LayerNorms)
 train.
 
-Lecture 2.3 (how to fine-tune: adapters); notebook notebooks/06_ways_to_finetune.ipynb.
+Lecture 2.3 (how to fine-tune: adapters); notebook notebooks/07_ways_to_finetune.ipynb.
 Each adapter is x + up(GELU(down(x))) with down: H -> m and up: m -> H, m much smaller than H. It sits where
 Houlsby puts it: after the projection of the attention output and after the feed-forward's output, before the
 Add & Norm. With up's weights near zero it starts near the identity, so the model starts as the pre-trained

@@ -1,6 +1,6 @@
 """One interface to every way of fine-tuning: apply a method to a model, count what trains, save only that.
 
-Lecture 2.3 (how to fine-tune); notebook notebooks/06_ways_to_finetune.ipynb.
+Lecture 2.3 (how to fine-tune); notebook notebooks/07_ways_to_finetune.ipynb.
     apply(model, "lora", r=8)      -> the model, changed in place: what the method trains has requires_grad
     count_parameters(model)        -> (trainable, total)
     merge(model) / unmerge(model)  -> LoRA's B A into the weights and back; prefix tuning's MLP computed away

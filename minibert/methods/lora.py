@@ -1,7 +1,7 @@
 """LoRA (Hu et al. 2021): a frozen weight W plus a trainable low-rank update, W x + (alpha / r) B A x.
 
 Lecture 2.3 (how to fine-tune, beyond the lecture: parameter-efficient methods); notebook
-notebooks/06_ways_to_finetune.ipynb. The module and parameter names are PEFT's (`base_layer`, `lora_A`, `lora_B`),
+notebooks/07_ways_to_finetune.ipynb. The module and parameter names are PEFT's (`base_layer`, `lora_A`, `lora_B`),
 so an adapter moves between minibert and `peft` + `transformers` (methods/peft_format.py; tests/test_methods_peft.py).
 
 A starts random and B at zero, so at the start the model is exactly the pre-trained one; only A and B train:

@@ -1,6 +1,6 @@
 """LoRA adapters in PEFT's file format, so they move between minibert and `peft` + `transformers`.
 
-Lecture 2.3; notebook notebooks/06_ways_to_finetune.ipynb. PEFT writes `adapter_config.json` (r, lora_alpha,
+Lecture 2.3; notebook notebooks/07_ways_to_finetune.ipynb. PEFT writes `adapter_config.json` (r, lora_alpha,
 target_modules ...) and `adapter_model.safetensors` with keys `base_model.model.<module path>.lora_A.weight`;
 minibert's module paths are transformers' (model/), so the mapping is that one prefix. What the test proves
 (tests/test_methods_peft.py): an adapter saved here, loaded by peft onto transformers' BertModel, gives the same

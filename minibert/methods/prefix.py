@@ -1,6 +1,6 @@
 """Prefix tuning (Li & Liang 2021): learned keys and values put in front of every layer's own.
 
-Lecture 2.3 (how to fine-tune, beyond the lecture); notebook notebooks/06_ways_to_finetune.ipynb.
+Lecture 2.3 (how to fine-tune, beyond the lecture); notebook notebooks/07_ways_to_finetune.ipynb.
 Every layer's attention sees p extra positions whose keys and values are trained; no token is added to the
 input and no weight of BERT changes. Training the L x 2 x p x H numbers directly is unstable, so (as the paper
 does) they come from a small MLP over p learned vectors while training; `merge` computes them once and drops

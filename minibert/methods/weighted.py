@@ -1,7 +1,7 @@
 """Weighted features: a learned mix of every layer's output instead of the last one (ELMo's scalar mix).
 
 Lecture 2.3 (how to fine-tune: "weighted features": each layer of BERT holds different information, so let the
-task choose); notebook notebooks/06_ways_to_finetune.ipynb.
+task choose); notebook notebooks/07_ways_to_finetune.ipynb.
     features = gamma * sum_l softmax(w)_l h_l,   l = 0 (the embeddings) .. L (the last layer)
 The encoder stays frozen; only w (L + 1 numbers), gamma and the task head train. softmax keeps the layer weights
 positive and summing to one, so they read as "how much of each layer"; the notebook plots them per task.
@@ -34,6 +34,8 @@ def add_scalar_mix(bert: nn.Module) -> ScalarMix:
     bert.scalar_mix = ScalarMix(bert.config.num_hidden_layers + 1)
 
     def ask_for_every_layer(module, args, kwargs):
+        if len(args) > 3:  # forward(input_ids, attention_mask, token_type_ids, output_hidden_states, ...)
+            return (*args[:3], True, *args[4:]), kwargs
         return args, {**kwargs, "output_hidden_states": True}
 
     def mix(module, args, kwargs, output):
