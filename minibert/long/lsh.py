@@ -107,16 +107,14 @@ def lsh_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, d
 def times_seen(order: Tensor, q_position: Tensor, k_position: Tensor, c: int) -> Tensor:
     """For each (query, key) pair a round looks at, (b h r k c c'): in how many rounds the query's chunk looks at
     that key (at least 1: this one). A key is looked at from its own chunk and the next one."""
-    rounds, n = order.shape[2], order.shape[3]
-    chunks = n // c
-    chunk_of = order.argsort(dim=-1) // c  # b h r n: in round r, the chunk that holds each position
+    rounds, chunks = order.shape[2], order.shape[3] // c
+    chunk_of = (order.argsort(dim=-1) // c).to(torch.int16)  # b h r n: in each round, the chunk of each position
     count = torch.zeros(*q_position.shape, k_position.shape[-1])
-    flat = lambda t: rearrange(t, "b h r k c -> b h (r k c)")  # noqa: E731
-    shape = q_position.shape
+    flat = "b h r k c -> b h (r k c)"
     for other in range(rounds):
-        chunk = chunk_of[:, :, other]  # b h n
-        q_chunk = chunk.gather(2, flat(q_position)).view(shape)                      # b h r k c
-        k_chunk = chunk.gather(2, flat(k_position)).view(k_position.shape)          # b h r k c'
-        gap = (q_chunk[..., :, None] - k_chunk[..., None, :]) % max(chunks, 1)       # b h r k c c'
-        count += (gap == 0) | ((gap == 1) & (chunks > 1))
+        q_chunk = chunk_of[:, :, other].gather(2, rearrange(q_position, flat)).view(q_position.shape)  # b h r k c
+        k_chunk = chunk_of[:, :, other].gather(2, rearrange(k_position, flat)).view(k_position.shape)  # b h r k c'
+        gap = q_chunk[..., :, None] - k_chunk[..., None, :]  # b h r k c c'
+        # the same chunk, or the previous one (chunk 0's previous is the last)
+        count += (gap == 0) | (gap == 1) | (gap == 1 - chunks) if chunks > 1 else 1
     return count

@@ -21,11 +21,10 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from ..config import BertConfig
-from ..model.dropout import dropout
 from ..model.padding import ALL_REAL, RealTokens
 from ._registry import eager_attention, register_attention
 
@@ -59,8 +58,8 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | Non
     q, k, v (b h n d); mask additive (b 1 1 n) over the keys, or None; global_keys and global_values (b h g d)
     that every query sees besides its window, global_mask additive (b 1 1 g).
     The queries go in chunks of c (window // 2 by default): chunk i's queries need keys i c - w/2 to
-    (i + 1) c + w/2, c + w of them, so every chunk is one (c x (c + w)) matmul, and memory is
-    n (c + w) scores: linear in n.
+    (i + 1) c + w/2, c + w of them. So each chunk is a small full attention, (c x (c + w)) with a mask that
+    keeps the band, and all the chunks go to PyTorch's fused kernel as one batch: memory n (c + w), linear in n.
     """
     if window < 2 or window % 2:
         raise ValueError(f"window must be a positive even number (window // 2 keys on each side); got {window}.")
@@ -70,37 +69,36 @@ def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | Non
                          "window, or use full attention.")
     b, h, n, d = q.shape
     half = window // 2
-    c = chunk_size or max(half, 1)
+    c = chunk_size or half
     chunks = -(-n // c)
     extra = chunks * c - n  # queries added at the end so that n is a multiple of c; cut off at the end
     q = rearrange(F.pad(q, (0, 0, 0, extra)), "b h (k c) d -> b h k c d", c=c)
     # keys and values padded by w/2 on both sides; chunk i's c + w keys start at i c: overlapping views
-    k_chunks = F.pad(k, (0, 0, half, half + extra)).unfold(2, c + window, c)  # b h k d (c+w)
-    v_chunks = F.pad(v, (0, 0, half, half + extra)).unfold(2, c + window, c).transpose(-1, -2)  # b h k (c+w) d
-    scores = q @ k_chunks / math.sqrt(d)  # b h k c (c+w)
+    k, v = (F.pad(t, (0, 0, half, half + extra)).unfold(2, c + window, c).transpose(-1, -2) for t in (k, v))
+    bias = window_bias(mask, b, n, window, c, extra, q.dtype)  # b 1 k c (c+w)
+    if global_keys is not None:
+        # every query also sees the g global keys: g more columns in each chunk, one softmax over both
+        k, v = (torch.cat([repeat(g_, "b h g d -> b h k g d", k=chunks), t], dim=-2)
+                for g_, t in ((global_keys, k), (global_values, v)))
+        g = global_keys.shape[2]
+        g_bias = torch.zeros(b, 1, 1, g, dtype=q.dtype) if global_mask is None else global_mask.to(q.dtype)
+        bias = torch.cat([repeat(g_bias, "b 1 1 g -> b 1 k c g", k=chunks, c=c), bias], dim=-1)
+    fold = "b h k c d -> (b k) h c d"  # the chunks of all sequences as one batch for the fused kernel
+    context = F.scaled_dot_product_attention(rearrange(q, fold), rearrange(k, fold), rearrange(v, fold),
+                                             attn_mask=rearrange(bias, fold), dropout_p=dropout_p)
+    return rearrange(context, "(b k) h c d -> b h (k c) d", b=b)[:, :, :n], None
 
-    # Which (query, key) pairs count: the key lies within w/2 of the query, inside the sequence, and not padding.
+
+def window_bias(mask: Tensor | None, b: int, n: int, window: int, c: int, extra: int, dtype: torch.dtype) -> Tensor:
+    """The additive mask of every chunk, (b 1 k c (c + w)): 0 where a query may look, the lowest float where the
+    key is outside its window, outside the sequence or padding."""
+    half, lowest = window // 2, torch.finfo(dtype).min
     # Row r of a chunk is query i c + r; column j is key i c - w/2 + j: within the window when r <= j <= r + w.
     row, column = torch.arange(c)[:, None], torch.arange(c + window)
     in_window = (column >= row) & (column <= row + window)  # c (c+w), the same band for every chunk
-    key_bias = torch.zeros(b, 1, 1, n, dtype=q.dtype) if mask is None else mask.expand(b, 1, 1, n).to(q.dtype)
-    lowest = torch.finfo(q.dtype).min
+    key_bias = torch.zeros(b, 1, 1, n, dtype=dtype) if mask is None else mask.expand(b, 1, 1, n).to(dtype)
     key_bias = F.pad(key_bias, (half, half + extra), value=lowest).unfold(-1, c + window, c)  # b 1 1 k (c+w)
-    scores = scores + rearrange(key_bias, "b 1 1 k w -> b 1 k 1 w")
-    scores = scores.masked_fill(~in_window, lowest)
-
-    if global_keys is not None:
-        # every query also scores the g global keys: one more (n x g) block beside the window, one softmax over both
-        global_scores = q @ global_keys[:, :, None].transpose(-1, -2) / math.sqrt(d)  # b h k c g
-        if global_mask is not None:
-            global_scores = global_scores + rearrange(global_mask, "b 1 1 g -> b 1 1 1 g")
-        scores = torch.cat([global_scores, scores], dim=-1)
-    probs = dropout(scores.softmax(dim=-1), dropout_p)
-    g = 0 if global_keys is None else global_keys.shape[2]
-    context = probs[..., g:] @ v_chunks  # b h k c d
-    if global_keys is not None:
-        context = context + probs[..., :g] @ global_values[:, :, None]
-    return rearrange(context, "b h k c d -> b h (k c) d")[:, :, :n], None
+    return rearrange(key_bias, "b 1 1 k w -> b 1 k 1 w").masked_fill(~in_window, lowest)
 
 
 class LongformerSelfAttention(nn.Module):
