@@ -28,6 +28,9 @@ class BertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
+    # Which attention kernel runs (model/attention.py): "eager" the textbook formula, "sdpa" the fast path.
+    # transformers' name and values; like transformers, it is not written to config.json.
+    attn_implementation: str = "sdpa"
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
@@ -60,7 +63,7 @@ class BertConfig:
         if position_type != "absolute":
             raise ValueError(f"position_embedding_type {position_type!r} is not supported; minibert implements "
                              "BERT's learned absolute positions only.")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - {"attn_implementation"}
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
@@ -76,7 +79,9 @@ class BertConfig:
 
     def to_dict(self) -> dict:
         # model_type and position_embedding_type let transformers' AutoConfig read the file too
-        return {"model_type": "bert", "position_embedding_type": "absolute", **dataclasses.asdict(self)}
+        values = dataclasses.asdict(self)
+        del values["attn_implementation"]  # a choice of how to run, not part of the model
+        return {"model_type": "bert", "position_embedding_type": "absolute", **values}
 
     def to_json(self, path: str | Path, architecture: str = "BertModel") -> None:
         values = {"architectures": [architecture], **self.to_dict()}

@@ -16,7 +16,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from minibert import BertConfig, BertModel
 from minibert.bench import cli, speed
-from minibert.model.dropout import Dropout, drop_mask, dropout
 
 pytestmark = pytest.mark.embeddings
 
@@ -165,56 +164,6 @@ def test_command_line_routes_to_speed():
     assert args.benchmark == "speed" and args.quick and args.lengths == [64]
     settings = speed.Settings.for_machine(quick=True, lengths=(64,))
     assert settings.lengths == (64,) and settings.repeats < speed.Settings().repeats
-
-
-def test_the_faster_dropout_is_dropout():
-    """The speed work draws dropout masks its own way; the parity tests run without dropout, so this checks it."""
-    torch.manual_seed(0)
-    x = torch.ones(200_000, requires_grad=True)
-    y = dropout(x, 0.1)
-    kept = y != 0
-    assert kept.float().mean().item() == pytest.approx(0.9, abs=0.005)  # 7 standard deviations
-    torch.testing.assert_close(y[kept], torch.full((int(kept.sum()),), 1 / 0.9))
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, y.detach())  # the gradient goes through the same mask and scale
-    assert dropout(x, 0.1, training=False) is x and Dropout(0.1).eval()(x) is x
-    assert dropout(x, 1.0).eq(0).all()
-    model = BertModel(BertConfig(**TINY)).train()
-    assert all(type(m) is Dropout for m in model.modules() if isinstance(m, torch.nn.Dropout))
-
-
-def test_drop_masks_are_unbiased_everywhere():
-    """Four 16-bit numbers come out of each 64-bit draw: every one of the four positions, and odd sizes, must
-    drop at the rate asked for (p is rounded to a multiple of 2^-16). 1,000,000 draws per position: sd at most
-    0.0005, allow 0.003 (6 sd)."""
-    torch.manual_seed(0)
-    for p in (0.1, 0.5, 0.9):
-        drop = drop_mask(torch.empty(4_000_003), p)
-        assert drop.shape == (4_000_003,)
-        for lane in range(4):
-            assert drop[lane::4].float().mean().item() == pytest.approx(p, abs=0.003)
-
-
-def test_attention_dropout_is_dropout_on_the_probabilities():
-    """In CPU training the kernel applies dropout's 1 / (1 - p) after the product with v, not before: the
-    same numbers as dropout(probs) @ v with the same mask, and the same gradients."""
-    from minibert.model.attention import attention_kernel
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 5, 4, generator=g, requires_grad=True) for _ in range(3))
-    mask = torch.zeros(2, 1, 1, 5)
-    mask[1, ..., -2:] = torch.finfo(torch.float32).min  # the second example has two padded keys
-
-    torch.manual_seed(1)
-    context, probs = attention_kernel(q, k, v, mask, 0.25, return_probs=True)
-    torch.manual_seed(1)
-    drop = drop_mask(probs, 0.25)  # the mask the kernel drew
-    expected = (torch.where(drop, 0.0, probs) / 0.75) @ v
-    torch.testing.assert_close(context, expected)
-    assert 0 < drop.float().mean() < 1
-    grads = torch.autograd.grad(context.sum(), (q, k, v), retain_graph=True)  # expected shares probs
-    expected_grads = torch.autograd.grad(expected.sum(), (q, k, v))
-    for got, want in zip(grads, expected_grads):
-        torch.testing.assert_close(got, want)
 
 
 FAULTS_PROGRAM = """

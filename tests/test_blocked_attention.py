@@ -8,9 +8,9 @@ import torch
 from einops import rearrange
 
 from minibert import BertConfig, BertModel
-from minibert.model import blocked_attention
-from minibert.model.blocked_attention import BlockedAttentionWithDropout, blocks
-from minibert.model.dropout import drop_mask
+from minibert.model.fast import blocked_attention
+from minibert.model.fast.blocked_attention import BlockedAttentionWithDropout, blocks
+from minibert.model.fast.dropout import drop_mask
 
 pytestmark = pytest.mark.embeddings
 

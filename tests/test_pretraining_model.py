@@ -14,7 +14,7 @@ from reference import random_batch, reference_batches
 pytestmark = pytest.mark.pretraining
 TOL = dict(atol=1e-5, rtol=0)  # float32, absolute: the 1e-5
 SMALL = BertConfig(vocab_size=101, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                   intermediate_size=37, max_position_embeddings=40)
+                   intermediate_size=37, max_position_embeddings=40, attn_implementation="eager")
 
 
 def labels_for(input_ids, attention_mask, seed=0):
@@ -59,7 +59,7 @@ def real_pair(checkpoint_dir, transformers_lib, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf-pretraining")
     theirs = transformers_lib.BertForPreTraining.from_pretrained(checkpoint_dir, attn_implementation="eager")
     randomize_heads(theirs, seed=1).eval().save_pretrained(folder)
-    ours = BertForPreTraining.from_pretrained(folder)
+    ours = BertForPreTraining.from_pretrained(folder, attn_implementation="eager")  # the textbook path
     return ours, theirs.eval()
 
 

@@ -5,8 +5,9 @@ process and in alternation (A B C, then B C A, ...), so that load from a neighbo
 alike, and each number is the median of the repeats:
 - the machine's matrix-multiply throughput (a square matmul), timed in turn with the models;
 - inference and training tokens per second (training: forward, backward and an AdamW step) of minibert's
-  BertModel and of transformers' BertModel with its `sdpa` and its `eager` attention, all three loaded from
-  the same checkpoint and fed the same padded batches, with each one's peak memory;
+  BertModel (its fast path, the default, and its textbook path, attn_implementation="eager") and of
+  transformers' BertModel with its `sdpa` and its `eager` attention, all four loaded from the same checkpoint
+  and fed the same padded batches, with each one's peak memory;
 - model FLOPs utilisation (MFU): the matmul FLOPs the real tokens need / the step's time / the measured matmul
   throughput;
 - tokens per second of minibert's WordPiece tokenizer and of transformers' BertTokenizerFast on the shared
@@ -40,7 +41,9 @@ from ..resources import pretrained_checkpoint_dir, shared_data_dir
 from ..tokenizer import WordPieceTokenizer
 
 REFERENCE = "transformers eager"  # the attention path the parity tests compare against
-IMPLEMENTATIONS = ("minibert", "transformers sdpa", REFERENCE)
+TEXTBOOK = "minibert eager"       # minibert's textbook path (attn_implementation="eager"), shown for contrast
+TRANSFORMERS = ("transformers sdpa", REFERENCE)
+IMPLEMENTATIONS = ("minibert", TEXTBOOK, *TRANSFORMERS)
 MODES = ("inference", "training")
 GOAL_SPEEDUP = 1.0       # minibert / the faster of transformers' two attention paths
 GOAL_TRAINING_MFU = 0.6  # share of the measured matmul throughput that training reaches
@@ -244,7 +247,8 @@ def median_summary(seconds: list[float], work: float) -> dict:
 # ----- the model benchmark -----
 
 def load_implementations(folder: Path, transformers, device: torch.device, compile: bool) -> dict:
-    models = {"minibert": BertModel.from_pretrained(folder)}
+    models = {"minibert": BertModel.from_pretrained(folder),
+              TEXTBOOK: BertModel.from_pretrained(folder, attn_implementation="eager")}
     for name, attention in (("transformers sdpa", "sdpa"), (REFERENCE, "eager")):
         models[name] = transformers.BertModel.from_pretrained(folder, attn_implementation=attention)
     models = {name: model.to(device) for name, model in models.items()}
@@ -415,7 +419,7 @@ def check_goals(results: dict) -> list[dict]:
     for length in sorted({length for length, _ in rows}):
         for mode in MODES:
             ours = rows[length, "minibert"][mode]["tokens_per_s"]
-            best = max(rows[length, name][mode]["tokens_per_s"] for name in IMPLEMENTATIONS[1:])
+            best = max(rows[length, name][mode]["tokens_per_s"] for name in TRANSFORMERS)
             goal(f"{mode} at length {length}: minibert / faster transformers", ours / best, GOAL_SPEEDUP)
         goal(f"training MFU at length {length}", rows[length, "minibert"]["training"]["mfu"], GOAL_TRAINING_MFU)
     if "tokenizer" in results:
@@ -484,7 +488,7 @@ def format_table(results: dict) -> str:
                      f"{row['implementation']:<18}"]
             for mode, width in (("inference", 10), ("training", 8)):
                 best = max(other[mode]["tokens_per_s"] for other in rows
-                           if other["length"] == row["length"] and other["implementation"] != "minibert")
+                           if other["length"] == row["length"] and other["implementation"] in TRANSFORMERS)
                 result = row[mode]
                 memory = result["peak_memory_bytes"]
                 cells.append(f"{result['tokens_per_s']:>{width},.0f} {result['tokens_per_s'] / best:>6.2f}x "

@@ -15,9 +15,10 @@ from torch import Tensor, nn
 
 from .. import checkpoint
 from ..config import BertConfig
+from .attention import additive_mask
 from .embeddings import BertEmbeddings
 from .encoder import BertEncoder
-from .padding import RealTokens
+from .fast.packing import packed_encoder_forward, packing_applies
 
 
 @dataclass
@@ -114,26 +115,23 @@ class BertModel(BertPreTrainedModel):
         self.init_weights()
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> BertModelOutput:
+                output_hidden_states: bool = False, output_attentions: bool = False, **options) -> BertModelOutput:
+        """input_ids (b n); attention_mask (b n) 1 = token, 0 = padding, or (b n n) saying which tokens each token
+        may see (a causal or sequence-to-sequence mask); token_type_ids (b n) 0 / 1 for the first / second
+        segment. `options` go to the attention kernel (model/attention.py)."""
         check_inputs(self.config, input_ids, attention_mask, token_type_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)  # one sentence: every token is in segment A
         x = self.embeddings(input_ids, token_type_ids)
-        tokens = RealTokens(attention_mask)  # the layers skip the padding (model/padding.py)
-        # a batch without padding needs no mask at all, which lets the fused attention kernel take its fastest path
-        mask = additive_mask(attention_mask, x.dtype) if tokens.packed else None
-        x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, tokens)
+        if not options and packing_applies(self.encoder, attention_mask, output_attentions):
+            # The fast path: the same layers, run on the real tokens only (model/fast/packing.py).
+            x, hidden_states = packed_encoder_forward(self.encoder, x, attention_mask, output_hidden_states)
+            attentions = None
+        else:
+            mask = additive_mask(attention_mask, x.dtype) if attention_mask is not None else None
+            x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, **options)
         pooled = self.pooler(x) if self.pooler is not None else None
         return BertModelOutput(x, pooled, hidden_states, attentions)
-
-
-def additive_mask(attention_mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """(b n) of 1 = token / 0 = padding  ->  (b 1 1 n) of 0 / most negative float, added to attention scores.
-
-    Built once per batch and shared by every layer.
-    """
-    keep = attention_mask[:, None, None, :].to(dtype)
-    return (1.0 - keep) * torch.finfo(dtype).min
 
 
 def check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor | None,
@@ -153,6 +151,12 @@ def check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Tensor |
         raise ValueError(f"token ids must lie in [0, {config.vocab_size}); found ids from {int(input_ids.min())} to "
                          f"{int(input_ids.max())}. The tokenizer's vocabulary does not match this model: load "
                          "both from the same checkpoint folder.")
+    if attention_mask is not None and attention_mask.dim() == 3:
+        b, n = input_ids.shape
+        if attention_mask.shape != (b, n, n):
+            raise ValueError(f"a 3-D attention_mask says which tokens each token may see: shape (batch, n, n) = "
+                             f"{(b, n, n)}; got {tuple(attention_mask.shape)}.")
+        attention_mask = None  # checked
     for name, other in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
         if other is not None and other.shape != input_ids.shape:
             raise ValueError(f"{name} must have the shape of input_ids {tuple(input_ids.shape)}; got "

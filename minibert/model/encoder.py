@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from ..config import BertConfig
 from .attention import BertAttention, DenseAddNorm
-from .padding import ALL_REAL, RealTokens
 
 ACTIVATION_FUNCTIONS = {
     "gelu": F.gelu,                                       # exact, with erf: BERT's own
@@ -40,9 +39,8 @@ class BertLayer(nn.Module):
         self.intermediate = FeedForwardIn(config)
         self.output = DenseAddNorm(config.intermediate_size, config)  # narrow back, add, normalise
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, return_probs: bool = False,
-                tokens: RealTokens = ALL_REAL):
-        x, probs = self.attention(x, mask, return_probs, tokens)
+    def forward(self, x: Tensor, mask: Tensor | None = None, output_attentions: bool = False, **options):
+        x, probs = self.attention(x, mask, output_attentions, **options)
         return self.output(self.intermediate(x), residual=x), probs
 
 
@@ -52,17 +50,12 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
     def forward(self, x: Tensor, mask: Tensor | None = None, output_hidden_states: bool = False,
-                output_attentions: bool = False, tokens: RealTokens = ALL_REAL):
-        """Returns the last hidden state, every hidden state (input first) and every attention map, as asked.
-
-        The layers work on the real tokens packed into rows (model/padding.py); what comes out is (b n (h d))
-        again, with zeros at the padding.
-        """
-        x = tokens.pack(x)
+                output_attentions: bool = False, **options):
+        """Returns the last hidden state, every hidden state (input first) and every attention map, as asked."""
         hidden_states, attentions = [x], []
         for layer in self.layer:
-            x, probs = layer(x, mask, output_attentions, tokens)
+            x, probs = layer(x, mask, output_attentions, **options)
             hidden_states.append(x)
             attentions.append(probs)
-        return (tokens.unpack(x), tuple(map(tokens.unpack, hidden_states)) if output_hidden_states else None,
+        return (x, tuple(hidden_states) if output_hidden_states else None,
                 tuple(attentions) if output_attentions else None)

@@ -1,7 +1,7 @@
 """Attention with dropout for CPU training, a few heads at a time so the (n x m) blocks stay in the cache.
 
-Lecture 1.1 (the Transformer encoder); README, "Speed". The same numbers as `attention_kernel`'s explicit path
-in model/attention.py, written out forward and backward by hand.
+Lecture 1.1 (the Transformer encoder); README, "Speed". The same numbers as the textbook kernel
+(`eager_attention` in model/attention.py), written out forward and backward by hand.
 
 Why: PyTorch's fused attention kernel has no dropout on a CPU, so training there materialises the attention
 probabilities, b x h x n x m floats per layer (50 MB at length 512, batch 4, 12 heads: more than the
@@ -66,7 +66,7 @@ class BlockedAttentionWithDropout(torch.autograd.Function):
         kept_for_backward = []  # per block: probabilities, and probabilities after dropout
         for block in blocks(b * h, n, m, q.element_size()):
             scores = q[block] @ k[block].transpose(1, 2)  # c n m
-            scores /= math.sqrt(d)  # as attention_kernel does, so both give the same numbers
+            scores /= math.sqrt(d)  # as eager_attention does, so both give the same numbers
             if mask is not None:
                 scores += mask[block]  # padded keys get a huge negative score
             weights = scores.softmax(dim=-1)

@@ -1,12 +1,13 @@
-"""Dropout for every layer of the model, with a CPU mask that is cheaper to draw than PyTorch's.
+"""Dropout on the attention probabilities, with a CPU mask that is cheaper to draw than PyTorch's.
 
-Lecture 1.1 (the Transformer encoder: dropout after embeddings, attention and each sub-layer); README, "Speed".
+The fast path (model/fast/); lecture 1.1 (the Transformer encoder); benchmarks/README.md, "Speed". The
+textbook path uses F.dropout; tests/test_fast_path.py proves this one drops at the same rate.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -44,10 +45,3 @@ def drop_mask(x: Tensor, p: float) -> Tensor:
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2**63, 2**63 - 1)
     sixteen_bits = words.view(torch.int16)[:n]  # four lanes per word
     return (sixteen_bits < round(p * 65536) - 32768).view(x.shape)
-
-
-class Dropout(nn.Dropout):
-    """nn.Dropout, drawing its mask with `dropout` above."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training)
