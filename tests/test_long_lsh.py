@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from minibert.long._registry import ATTENTION_FUNCTIONS
+from minibert.model.attention import ATTENTION_FUNCTIONS
 from minibert.long.lsh import SELF_SCORE, hash_buckets, lsh_attention
 
 pytestmark = pytest.mark.long_sequences

@@ -8,9 +8,9 @@ import torch
 from torch.testing import assert_close
 
 from minibert import BertConfig, BertModel
-from minibert.long._registry import ATTENTION_FUNCTIONS, eager_attention
+from minibert.model.attention import ATTENTION_FUNCTIONS, eager_attention
 from minibert.long.sliding_window import (LongformerSelfAttention, banded_attention, from_longformer_state_dict,
-                                          global_attention, sliding_window_attention, use_sliding_window)
+                                          sliding_window_attention, use_sliding_window)
 
 pytestmark = pytest.mark.long_sequences
 TOL = dict(atol=1e-5, rtol=0)
@@ -118,8 +118,7 @@ def test_matches_transformers_longformer_self_attention(transformers_lib, window
     with torch.no_grad():
         expected = theirs(x, attention_mask=their_mask, is_index_masked=their_mask < 0,
                           is_index_global_attn=their_mask > 0, is_global_attn=bool(is_global.any()))[0]
-        ours.global_attention_mask = is_global
-        mine, probs = ours(x, padding_mask(real))
+        mine, probs = ours(x, padding_mask(real), global_attention_mask=is_global)
     assert probs is None
     assert_close(mine, expected, **TOL)  # zeros at the padding, as transformers gives
 
@@ -128,16 +127,16 @@ def test_global_token_reads_far_tokens_and_is_read_by_them():
     config = BertConfig(hidden_size=16, num_attention_heads=2)
     layer = LongformerSelfAttention(config, window=2).eval()
     x = torch.randn(1, 20, 16, generator=torch.Generator().manual_seed(0))
-    layer.global_attention_mask = torch.zeros(1, 20, dtype=torch.bool)
-    layer.global_attention_mask[0, 0] = True
+    is_global = torch.zeros(1, 20, dtype=torch.bool)
+    is_global[0, 0] = True
     with torch.no_grad():
-        before, _ = layer(x)
+        before, _ = layer(x, global_attention_mask=is_global)
         x2 = x.clone()
         x2[0, 15] += 1.0
-        after, _ = layer(x2)
+        after, _ = layer(x2, global_attention_mask=is_global)
         x3 = x.clone()
         x3[0, 0] += 1.0
-        after_global, _ = layer(x3)
+        after_global, _ = layer(x3, global_attention_mask=is_global)
     assert not torch.equal(after[0, 0], before[0, 0])          # global token 0 reads far token 15
     assert torch.equal(after[0, 5], before[0, 5])              # local token 5 does not
     assert not torch.equal(after_global[0, 12], before[0, 12])  # token 12 reads global token 0
@@ -180,8 +179,7 @@ def test_whole_longformer_model_matches(transformers_lib):
     is_global[0, 1:3] = 1
     with torch.no_grad():
         expected = theirs(input_ids, attention_mask=attention_mask, global_attention_mask=is_global)
-        with global_attention(ours, is_global):
-            mine = ours(input_ids, attention_mask=attention_mask)
+        mine = ours(input_ids, attention_mask=attention_mask, global_attention_mask=is_global)
     real = attention_mask.bool()
     assert_close(mine.last_hidden_state[real], expected.last_hidden_state[real], **TOL)
     assert_close(mine.pooler_output, expected.pooler_output, **TOL)
@@ -201,3 +199,21 @@ def test_receptive_field_of_a_stack_grows_by_half_a_window_per_layer():
             changed[0, position] = (ids[0, position] + 1) % 100
             after = model(changed).last_hidden_state[0, 10]
             assert torch.equal(after, before) is not moved, position
+
+
+def test_registered_kernel_runs_in_bert_model_and_equals_the_swapped_module():
+    """attn_implementation="sliding_window" (the window as a forward option) = use_sliding_window without global
+    tokens: the kernel needs no weights of its own."""
+    config = BertConfig.preset("tiny", num_hidden_layers=2, vocab_size=100, attn_implementation="sliding_window")
+    torch.manual_seed(0)
+    plain = BertModel(config).eval()
+    swapped = use_sliding_window(BertModel(config), window=6).eval()
+    swapped.load_state_dict(plain.state_dict(), strict=False)  # the global projections are extra
+    ids = torch.randint(1, 100, (2, 25), generator=torch.Generator().manual_seed(0))
+    attention_mask = torch.ones_like(ids)
+    attention_mask[1, 20:] = 0
+    with torch.no_grad():
+        mine = plain(ids, attention_mask, window=6).last_hidden_state
+        theirs = swapped(ids, attention_mask).last_hidden_state
+    real = attention_mask.bool()
+    assert_close(mine[real], theirs[real], **TOL)

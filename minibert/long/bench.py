@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..bench.speed import peak_memory
-from ._registry import eager_attention
+from ..model.attention import eager_attention
 from .lsh import lsh_attention
 from .sliding_window import sliding_window_attention
 

@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from ..model.dropout import dropout
-from ._registry import register_attention
+from ..model.attention import register_attention
 
 SELF_SCORE = -1e5  # Reformer's: a token attends to itself only when no other key is there
 
@@ -94,7 +93,7 @@ def lsh_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, d
         scores = scores - times_seen(order, q_position, k_position, c).log()
 
     denominator = scores.logsumexp(dim=-1, keepdim=True)  # b h r k c 1: log of each round's softmax denominator
-    probs = dropout((scores - denominator).exp(), dropout_p)
+    probs = F.dropout((scores - denominator).exp(), dropout_p)
     context = probs @ with_previous(v_sorted)  # b h r k c d
     # back to positions: each round's output, and how much of the union's denominator its keys hold
     unsort = order.argsort(dim=-1)

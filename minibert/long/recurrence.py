@@ -24,12 +24,12 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from ..config import BertConfig
 from ..model.attention import DenseAddNorm
-from ..model.dropout import dropout
 from ..model.encoder import FeedForwardIn
 
 
@@ -70,7 +70,7 @@ class RelativeSelfAttention(nn.Module):
 
         scores = (content + position) / math.sqrt(self.head_dim)
         scores = scores.masked_fill(distance < 0, torch.finfo(scores.dtype).min)  # causal: no future keys
-        probs = dropout(scores.softmax(dim=-1), self.dropout_p, self.training)
+        probs = F.dropout(scores.softmax(dim=-1), self.dropout_p, self.training)
         return rearrange(probs @ v, "b h n d -> b n (h d)")
 
 

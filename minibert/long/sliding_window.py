@@ -17,7 +17,6 @@ k chunks, g global tokens (the most in any sequence of the batch).
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +24,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from ..config import BertConfig
-from ..model.padding import ALL_REAL, RealTokens
-from ._registry import eager_attention, register_attention
+from ..model.attention import eager_attention, register_attention
 
 
 def banded_attention(q: Tensor, k: Tensor, v: Tensor, window: int) -> tuple[Tensor, Tensor]:
@@ -104,11 +102,13 @@ def window_bias(mask: Tensor | None, b: int, n: int, window: int, c: int, extra:
 class LongformerSelfAttention(nn.Module):
     """Sliding-window attention with global tokens, in place of a BERT layer's `attention.self`.
 
-    Which tokens are global is a per-batch input; set it with `global_attention(model, global_attention_mask)`.
+    Which tokens are global is a per-batch input, as in transformers: `model(input_ids, attention_mask,
+    global_attention_mask=...)`, (b n) with 1 for the global tokens; BertModel hands it to every layer.
     """
 
     def __init__(self, config: BertConfig, window: int, chunk_size: int | None = None):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.window, self.chunk_size = window, chunk_size
         self.dropout_p = config.attention_probs_dropout_prob
@@ -120,25 +120,23 @@ class LongformerSelfAttention(nn.Module):
         self.query_global = nn.Linear(config.hidden_size, config.hidden_size)
         self.key_global = nn.Linear(config.hidden_size, config.hidden_size)
         self.value_global = nn.Linear(config.hidden_size, config.hidden_size)
-        self.global_attention_mask: Tensor | None = None  # (b n) 1 = global token, set per batch
 
     def forward(self, x: Tensor, mask: Tensor | None = None, output_attentions: bool = False,
-                tokens: RealTokens = ALL_REAL, **options):
-        """x (b n (h d)), or packed rows with `tokens` (model/padding.py); mask additive (b 1 1 n) or None.
-        Returns (context shaped like x, None): the attention maps are never one (n x n) matrix."""
+                global_attention_mask: Tensor | None = None, **options) -> tuple[Tensor, None]:
+        """x (b n (h d)); mask additive (b 1 1 n) or None; global_attention_mask (b n), 1 = global token, or None.
+        Returns (context (b n (h d)), None): the attention maps are never one (n x n) matrix."""
         if output_attentions:
             raise ValueError("sliding-window attention has no (n x n) attention maps to return; call the model "
                              "with output_attentions=False, or draw the band with long.sliding_window.banded_attention.")
-        x = tokens.unpack(x)
         b, n, _ = x.shape
         split = "b n (h d) -> b h n d"
         q, k, v = (rearrange(f(x), split, h=self.num_heads) for f in (self.query, self.key, self.value))
         p = self.dropout_p if self.training else 0.0
         options = dict(window=self.window, chunk_size=self.chunk_size)
-        is_global = self.global_attention_mask
+        is_global = global_attention_mask
         if is_global is None or not is_global.any():
             context, _ = sliding_window_attention(q, k, v, mask, p, **options)
-            return tokens.pack(zero_padding(rearrange(context, "b h n d -> b n (h d)"), mask)), None
+            return zero_padding(rearrange(context, "b h n d -> b n (h d)"), mask), None
         is_global = is_global.bool()
         if is_global.shape != (b, n):
             raise ValueError(f"global_attention_mask must be (batch, seq_len) = {(b, n)}, as input_ids; got "
@@ -163,7 +161,7 @@ class LongformerSelfAttention(nn.Module):
         rows, positions = is_global.nonzero(as_tuple=True)  # row-major: the same order as the valid slots
         context = context.transpose(1, 2).clone()  # b n h d
         context[rows, positions] = global_context.transpose(1, 2)[slots.valid]
-        return tokens.pack(zero_padding(rearrange(context, "b n h d -> b n (h d)"), mask)), None
+        return zero_padding(rearrange(context, "b n h d -> b n (h d)"), mask), None
 
 
 def zero_padding(context: Tensor, mask: Tensor | None) -> Tensor:
@@ -196,7 +194,7 @@ def gather_tokens(t: Tensor, index: Tensor) -> Tensor:
 def use_sliding_window(model: nn.Module, window: int, chunk_size: int | None = None) -> nn.Module:
     """Swap every BERT layer's `attention.self` for a LongformerSelfAttention with the same query, key and value
     weights; the global projections start as copies of them, as Longformer's did from RoBERTa. In place; returns
-    the model."""
+    the model. Then `model(input_ids, attention_mask, global_attention_mask=...)` says which tokens are global."""
     encoder = model.encoder if hasattr(model, "encoder") else getattr(model, model.base_model_prefix).encoder
     for layer in encoder.layer:
         old = layer.attention.self
@@ -206,22 +204,6 @@ def use_sliding_window(model: nn.Module, window: int, chunk_size: int | None = N
             getattr(new, f"{name}_global").load_state_dict(getattr(old, name).state_dict())
         layer.attention.self = new.to(old.query.weight.device).train(old.training)
     return model
-
-
-@contextmanager
-def global_attention(model: nn.Module, global_attention_mask: Tensor | None):
-    """`with global_attention(model, mask): model(input_ids, attention_mask)`: mask (b n), 1 for the global
-    tokens, for every LongformerSelfAttention of the model while the block runs."""
-    layers = [m for m in model.modules() if isinstance(m, LongformerSelfAttention)]
-    if not layers:
-        raise ValueError("the model has no sliding-window attention; call use_sliding_window(model, window) first.")
-    for layer in layers:
-        layer.global_attention_mask = global_attention_mask
-    try:
-        yield model
-    finally:
-        for layer in layers:
-            layer.global_attention_mask = None
 
 
 def from_longformer_state_dict(state_dict: dict[str, Tensor], pad_token_id: int) -> dict[str, Tensor]:
