@@ -12,7 +12,7 @@ random queries, keys and values, for each method:
 Seconds: the fastest of `repeats` runs (the machine is shared; the fastest is the least disturbed).
 Peak bytes: the high-water mark of the bytes held by tensors allocated during one run, above what was allocated
 before it (the inputs), from the allocation events of torch.profiler with memory profiling: every CPU tensor
-allocation and free, with the running total (minibert/bench/speed.py, `peak_memory`). A run whose predicted
+allocation and free, with the running total (`peak_bytes` says how). A run whose predicted
 memory (extrapolated from the method's two longest runs so far) exceeds the memory limit is not run: its row
 gives that prediction, marked estimated.
 """
@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..bench.speed import peak_memory
+from ..bench.speed import _stderr_silenced
 from ..model.attention import eager_attention
 from .lsh import lsh_attention
 from .sliding_window import sliding_window_attention
@@ -75,14 +75,40 @@ def attention_functions(settings: Settings) -> dict[str, Callable]:
 
 def one_run(attend: Callable, q, k, v, mode: str) -> Callable[[], None]:
     def run() -> None:
+        for t in (q, k, v):
+            t.grad = None  # the previous run's gradients go before this run starts
         if mode == "forward":
             with torch.no_grad():
                 attend(q, k, v)
             return
-        for t in (q, k, v):
-            t.grad = None
         attend(q, k, v).sum().backward()
     return run
+
+
+def peak_bytes(run: Callable[[], None]) -> int:
+    """The high-water mark of the bytes held by tensors allocated during `run`, above what was held when it began.
+
+    torch.profiler with profile_memory records every CPU tensor allocation and free with the allocator's running
+    total. That total is not reset between profiling sessions (a tensor freed after one session ends stays
+    counted), so the level at the start is read off the first event (its total minus its own size) rather than
+    assumed to be zero, as minibert/bench/speed.py's `peak_memory` does.
+    """
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    events, allocations = list(prof.profiler.kineto_results.experimental_event_tree()), []
+    while events:
+        event = events.pop()
+        events.extend(event.children)
+        if event.tag == _EventType.Allocation:
+            allocations.append(event)
+    if not allocations:
+        return 0
+    allocations.sort(key=lambda e: e.start_time_ns)
+    start = allocations[0].extra_fields.total_allocated - allocations[0].extra_fields.alloc_size
+    return max(0, max(e.extra_fields.total_allocated for e in allocations) - start)
 
 
 @dataclass
@@ -132,7 +158,7 @@ def measure(settings: Settings, log: Callable[[str], None] = print) -> list[Row]
                     start = time.perf_counter()
                     run()
                     times.append(time.perf_counter() - start)
-                row = Row(method, mode, n, min(times), peak_memory(run, torch.device("cpu")))
+                row = Row(method, mode, n, min(times), peak_bytes(run))
                 done.append(row)
                 log(f"{method:>15} {mode:>16} {n:>6}: {row.seconds:8.3f} s {row.peak_bytes / 2**20:9.1f} MiB")
             rows += done
