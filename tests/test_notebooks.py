@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION_OF = {"01_tokenizer": "embeddings", "02_attention_and_encoder": "embeddings", "03_pretraining": "pretraining"}
+SECTION_OF["04_long_sequences"] = "long_sequences"
 
 
 def notebook_params():

@@ -228,11 +228,10 @@ def format_table(rows: list[Row], summary_: dict, settings: Settings) -> str:
 
 
 def plot(rows: list[Row], path: Path, settings: Settings) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no display backend needed, and none changed for a notebook
 
-    fig, (ax_time, ax_memory) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    ax_time, ax_memory = fig.subplots(1, 2)
     colours = dict(zip(settings.methods, ("tab:blue", "tab:red", "tab:green", "tab:purple")))
     for method in settings.methods:
         for mode, style in zip(MODES, ("-", "--")):
@@ -261,7 +260,6 @@ def plot(rows: list[Row], path: Path, settings: Settings) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
