@@ -89,3 +89,31 @@ def test_errors_say_what_to_do():
         lsh_attention(q, q + 1, v)
     with pytest.raises(ValueError, match="even"):
         lsh_attention(q, q, v, buckets=3)
+
+
+def test_lsh_layers_in_bert_model_with_one_bucket_are_shared_qk_attention():
+    """use_lsh_attention plugs into BertModel; with one bucket each layer is full shared-QK attention, which the
+    same model with query = key projections and the textbook formula (written out here) reproduces."""
+    from minibert import BertConfig, BertModel
+    from minibert.long.lsh import LSHSelfAttention, use_lsh_attention
+
+    config = BertConfig.preset("tiny", num_hidden_layers=2, vocab_size=100)
+    torch.manual_seed(0)
+    model = use_lsh_attention(BertModel(config), buckets=1, rounds=1, chunk_size=64).eval()
+    assert all(isinstance(layer.attention.self, LSHSelfAttention) for layer in model.encoder.layer)
+    ids = torch.randint(1, 100, (2, 20), generator=torch.Generator().manual_seed(0))
+    attention_mask = torch.ones_like(ids)
+    attention_mask[1, 15:] = 0
+    mask = torch.zeros(2, 20).masked_fill(attention_mask == 0, torch.finfo(torch.float32).min)[:, None, None, :]
+    with torch.no_grad():
+        mine = model(ids, attention_mask).last_hidden_state
+        x = model.embeddings(ids, torch.zeros_like(ids))
+        for layer in model.encoder.layer:
+            attention = layer.attention.self
+            qk = attention.query_key(x).view(2, 20, 2, 64).transpose(1, 2)
+            v = attention.value(x).view(2, 20, 2, 64).transpose(1, 2)
+            context = full_shared_qk_attention(qk, v, mask).transpose(1, 2).reshape(2, 20, 128)
+            x = layer.attention.output(context, residual=x)
+            x = layer.output(layer.intermediate(x), residual=x)
+    real = attention_mask.bool()
+    assert_close(mine[real], x[real], **TOL)

@@ -217,3 +217,23 @@ def test_registered_kernel_runs_in_bert_model_and_equals_the_swapped_module():
         theirs = swapped(ids, attention_mask).last_hidden_state
     real = attention_mask.bool()
     assert_close(mine[real], theirs[real], **TOL)
+
+
+def test_extended_positions_repeat_the_table_and_read_a_longer_text():
+    from minibert.long.sliding_window import extend_positions
+
+    config = BertConfig.preset("tiny", num_hidden_layers=1, vocab_size=100, max_position_embeddings=16)
+    torch.manual_seed(0)
+    model = use_sliding_window(BertModel(config), window=4).eval()
+    table = model.embeddings.position_embeddings.weight.detach().clone()
+    ids = torch.randint(1, 100, (1, 40), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="position table"):
+        model(ids)
+    with torch.no_grad():
+        short = model(ids[:, :16]).last_hidden_state
+        extend_positions(model, 48)
+        long = model(ids).last_hidden_state
+    assert model.config.max_position_embeddings == 48
+    assert_close(model.embeddings.position_embeddings.weight[16:32], table, **TOL)
+    assert_close(model.embeddings.position_embeddings.weight[32:48], table, **TOL)
+    assert_close(long[:, :14], short[:, :14], **TOL)  # beyond the window of the new tokens: unchanged

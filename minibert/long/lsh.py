@@ -27,8 +27,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..config import BertConfig
 from ..model.attention import register_attention
 
 SELF_SCORE = -1e5  # Reformer's: a token attends to itself only when no other key is there
@@ -117,3 +118,46 @@ def times_seen(order: Tensor, q_position: Tensor, k_position: Tensor, c: int) ->
         # the same chunk, or the previous one (chunk 0's previous is the last)
         count += (gap == 0) | (gap == 1) | (gap == 1 - chunks) if chunks > 1 else 1
     return count
+
+
+class LSHSelfAttention(nn.Module):
+    """Hashing attention in place of a BERT layer's `attention.self`: one projection `query_key` for queries and
+    keys (Reformer's name), `value`; the rotations are drawn afresh each call unless `seed` is set."""
+
+    def __init__(self, config: BertConfig, buckets: int | None = None, rounds: int = 2, chunk_size: int = 64,
+                 seed: int | None = None):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.query_key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.options = dict(buckets=buckets, rounds=rounds, chunk_size=chunk_size)
+        self.seed = seed
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, output_attentions: bool = False,
+                **options) -> tuple[Tensor, None]:
+        """x (b n (h d)), mask additive (b 1 1 n) or None -> ((b n (h d)), None)."""
+        if output_attentions:
+            raise ValueError("LSH attention has no (n x n) attention maps to return; call the model with "
+                             "output_attentions=False.")
+        qk = rearrange(self.query_key(x), "b n (h d) -> b h n d", h=self.num_heads)
+        v = rearrange(self.value(x), "b n (h d) -> b h n d", h=self.num_heads)
+        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
+        context, _ = lsh_attention(qk, qk, v, mask, self.dropout_p if self.training else 0.0, generator=generator,
+                                   **self.options)
+        return rearrange(context, "b h n d -> b n (h d)"), None
+
+
+def use_lsh_attention(model: nn.Module, **options) -> nn.Module:
+    """Swap every BERT layer's `attention.self` for an LSHSelfAttention whose `query_key` starts as the query
+    projection (a pre-trained BERT has separate query and key projections; a shared one must be trained, so this
+    is a starting point, not the same model). In place; returns the model."""
+    encoder = model.encoder if hasattr(model, "encoder") else getattr(model, model.base_model_prefix).encoder
+    for layer in encoder.layer:
+        old = layer.attention.self
+        new = LSHSelfAttention(model.config, **options)
+        new.query_key.load_state_dict(old.query.state_dict())
+        new.value.load_state_dict(old.value.state_dict())
+        layer.attention.self = new.to(old.query.weight.device).train(old.training)
+    return model

@@ -206,6 +206,25 @@ def use_sliding_window(model: nn.Module, window: int, chunk_size: int | None = N
     return model
 
 
+def extend_positions(model: nn.Module, max_position_embeddings: int) -> nn.Module:
+    """Grow the position table to `max_position_embeddings` rows by repeating the pre-trained rows, as Longformer
+    initialised its 4,096 positions from RoBERTa's 512: each copy keeps the local structure (neighbouring rows
+    stay neighbours), so a sliding window reads position 700 much as it read position 188. In place, config
+    included; returns the model. Fine-tuning is still needed to make use of the longer input."""
+    base = model if hasattr(model, "embeddings") else getattr(model, model.base_model_prefix)
+    old = base.embeddings.position_embeddings
+    if max_position_embeddings < old.num_embeddings:
+        raise ValueError(f"the table has {old.num_embeddings} positions already; asked for "
+                         f"{max_position_embeddings}. extend_positions only grows it.")
+    rows = torch.arange(max_position_embeddings) % old.num_embeddings
+    new = nn.Embedding(max_position_embeddings, old.embedding_dim).to(old.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[rows])
+    base.embeddings.position_embeddings = new
+    model.config.max_position_embeddings = max_position_embeddings
+    return model
+
+
 def from_longformer_state_dict(state_dict: dict[str, Tensor], pad_token_id: int) -> dict[str, Tensor]:
     """transformers' LongformerModel weights -> a minibert BertModel's after `use_sliding_window`.
 
