@@ -189,9 +189,10 @@ def crossover(rows: list[Row], mode: str, fast: str = "sliding window", baseline
 
 
 def summary(rows: list[Row], settings: Settings) -> dict:
-    methods = [m for m in settings.methods]
+    methods = settings.methods
     return {
-        "memory_exponent": {f"{m} {mode}": fitted_exponent(rows, m, mode, "peak_bytes") for m in methods for mode in MODES},
+        "memory_exponent": {f"{m} {mode}": fitted_exponent(rows, m, mode, "peak_bytes")
+                            for m in methods for mode in MODES},
         "time_exponent": {f"{m} {mode}": fitted_exponent(rows, m, mode, "seconds") for m in methods for mode in MODES},
         "sliding_window_beats_sdpa_from": {mode: crossover(rows, mode) for mode in MODES},
         "goal_memory_exponent": GOAL_MEMORY_EXPONENT,
@@ -244,8 +245,9 @@ def plot(rows: list[Row], path: Path, settings: Settings) -> None:
                            color=colours[method], label=label)
             guessed = [r for r in own if r.estimated]
             if guessed:
-                ax_memory.plot([r.length for r in run[-1:] + guessed], [r.peak_bytes / 2**20 for r in run[-1:] + guessed],
-                               ":", marker="o", markerfacecolor="none", color=colours[method])
+                line = run[-1:] + guessed  # from the last measured point on
+                ax_memory.plot([r.length for r in line], [r.peak_bytes / 2**20 for r in line], ":", marker="o",
+                               markerfacecolor="none", color=colours[method])
     for ax, what in ((ax_time, "seconds (one attention call)"), (ax_memory, "peak memory of the call (MiB)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

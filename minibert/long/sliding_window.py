@@ -127,7 +127,7 @@ class LongformerSelfAttention(nn.Module):
         Returns (context (b n (h d)), None): the attention maps are never one (n x n) matrix."""
         if output_attentions:
             raise ValueError("sliding-window attention has no (n x n) attention maps to return; call the model "
-                             "with output_attentions=False, or draw the band with long.sliding_window.banded_attention.")
+                             "with output_attentions=False, or draw the band with banded_attention (this module).")
         b, n, _ = x.shape
         split = "b n (h d) -> b h n d"
         q, k, v = (rearrange(f(x), split, h=self.num_heads) for f in (self.query, self.key, self.value))
