@@ -17,6 +17,7 @@ k chunks, g global tokens (the most in any sequence of the batch).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -169,12 +170,11 @@ def zero_padding(context: Tensor, mask: Tensor | None) -> Tensor:
     return context if mask is None else context * (mask[:, 0, 0, :, None] == 0)
 
 
+@dataclass
 class GlobalSlots:
-    """The global tokens of each sequence, in order, padded to the batch's largest count g: `index` (b g) their
-    positions (0 in unused slots), `valid` (b g) False in unused slots."""
-
-    def __init__(self, index: Tensor, valid: Tensor):
-        self.index, self.valid = index, valid
+    """The global tokens of each sequence, in order, padded to the batch's largest count g."""
+    index: Tensor  # b g: their positions (0 in unused slots)
+    valid: Tensor  # b g: False in unused slots
 
 
 def global_slots(is_global: Tensor) -> GlobalSlots:
