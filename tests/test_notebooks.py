@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION_OF = {"01_tokenizer": "embeddings", "02_attention_and_encoder": "embeddings", "03_pretraining": "pretraining",
-              "07_ways_to_finetune": "finetuning"}
+              "04_long_sequences": "long_sequences", "07_ways_to_finetune": "finetuning"}
 
 
 def notebook_params():

@@ -11,6 +11,7 @@ import importlib
 
 BENCHMARKS = {
     "speed": ("minibert.bench.speed", "minibert vs transformers: inference, training and tokenizer speed"),
+    "long": ("minibert.long.bench", "full, sliding-window and LSH attention: time and memory, 512 to 16,384 tokens"),
 }
 
 
