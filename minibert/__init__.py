@@ -3,6 +3,7 @@ from .config import BertConfig
 from .model import BertModel, BertModelOutput, BertPreTrainedModel
 from .model.pretraining import BertForMaskedLM, BertForPreTraining
 from .tokenizer import WordPieceTokenizer
+from .smaller.albert import AlbertConfig, AlbertModel  # noqa: F401  (lecture 1.2: ALBERT)
 
 __all__ = ["BertConfig", "BertModel", "BertModelOutput", "BertPreTrainedModel", "BertForPreTraining",
            "BertForMaskedLM", "WordPieceTokenizer"]
