@@ -125,7 +125,8 @@ def test_sharing_is_bert_with_copied_layers(sharing):
     first, last = bert.encoder.layer[0], bert.encoder.layer[2]
     same_attention = torch.equal(first.attention.self.query.weight, last.attention.self.query.weight)
     same_ffn = torch.equal(first.intermediate.dense.weight, last.intermediate.dense.weight)
-    assert (same_attention, same_ffn) == {"all": (True, True), "attention": (True, False), "ffn": (False, True)}[sharing]
+    expected = {"all": (True, True), "attention": (True, False), "ffn": (False, True)}[sharing]
+    assert (same_attention, same_ffn) == expected
     batch = random_batch(V, 3, 10, T, seed=5)
     with torch.no_grad():
         assert_close(albert(**batch).last_hidden_state, bert(**batch).last_hidden_state, **TOL)
