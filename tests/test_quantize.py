@@ -12,6 +12,7 @@ from minibert.smaller import AlbertConfig, AlbertModel
 from minibert.smaller.quantize import (QuantizedEmbedding, QuantizedLinear, dequantize, int8_matmul,
                                        library_int8_available, linear_error_bound, quantize, quantize_modules,
                                        quantized_model, rounding_error, symmetric_scale)
+from minibert.smaller.bench import bytes_on_disk
 from reference import random_batch
 
 pytestmark = pytest.mark.smaller
@@ -132,3 +133,18 @@ def test_library_int8_works_or_says_why():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="int8-library"):
         quantized_model(BertModel(CONFIG), "int4")
+
+
+def test_int8_takes_a_quarter_of_the_bytes_and_sharing_is_saved_once():
+    """1 byte a number instead of 4, plus one float scale per row; a shared layer is written once."""
+    config = BertConfig(vocab_size=2000, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=512, max_position_embeddings=64)
+    model = BertModel(config).eval()
+    ratio = bytes_on_disk(quantized_model(model, "int8")) / bytes_on_disk(model)
+    assert 0.25 < ratio < 0.28
+    assert 0.49 < bytes_on_disk(quantized_model(model, "bfloat16")) / bytes_on_disk(model) < 0.51
+    sizes = dict(vocab_size=2000, embedding_size=64, hidden_size=128, num_attention_heads=2, intermediate_size=512,
+                 max_position_embeddings=64)
+    six_shared = AlbertModel(AlbertConfig(num_hidden_layers=6, **sizes))
+    one = AlbertModel(AlbertConfig(num_hidden_layers=1, **sizes))
+    assert abs(bytes_on_disk(six_shared) / bytes_on_disk(one) - 1) < 0.01

@@ -10,6 +10,7 @@ import importlib
 
 BENCHMARKS = {
     "speed": ("minibert.bench.speed", "minibert vs transformers: inference, training and tokenizer speed"),
+    "smaller": ("minibert.smaller.bench", "making BERT smaller: size and speed of int8, bfloat16 and ALBERT"),
 }
 
 

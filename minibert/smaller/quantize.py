@@ -40,7 +40,7 @@ def symmetric_scale(x: Tensor, per_row: bool = False) -> Tensor:
 
 def quantize(x: Tensor, scale: Tensor) -> Tensor:
     """round(x / s), clipped to [-127, 127], as int8."""
-    return torch.round(x / scale).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+    return (x / scale).round_().clamp_(-INT8_MAX, INT8_MAX).to(torch.int8)  # in place: one new tensor, not three
 
 
 def dequantize(q: Tensor, scale: Tensor) -> Tensor:
@@ -78,9 +78,9 @@ class QuantizedLinear(nn.Module):
         rows = x.reshape(-1, self.in_features).float()   # (t in): every token of the batch, one per row
         x_scale = symmetric_scale(rows, per_row=True)      # t 1: each token its own scale, computed now
         accumulated = int8_matmul(quantize(rows, x_scale), self.weight_int8)  # t out, int32, exact
-        y = accumulated.float() * x_scale * self.weight_scale.reshape(1, -1)   # s_x s_w^T (q_x q_w^T)
+        y = accumulated.float().mul_(x_scale).mul_(self.weight_scale.reshape(1, -1))  # s_x s_w^T (q_x q_w^T)
         if self.bias is not None:
-            y = y + self.bias
+            y += self.bias
         return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -129,14 +129,17 @@ def quantize_modules(model: nn.Module, per_channel: bool = True, embeddings: boo
 
 
 def library_int8(model: nn.Module) -> nn.Module:
-    """PyTorch's dynamic int8 quantization (Linear: int8 weights per tensor, activations uint8 per tensor, fbgemm /
-    x86 kernels; Embedding: 8-bit rows). Raises RuntimeError with what to do where this torch has none."""
+    """PyTorch's dynamic int8 quantization (Linear: int8 weights per channel, activations uint8 per tensor with a
+    zero point, fbgemm / x86 kernels; Embedding: 8-bit rows). Raises RuntimeError, saying what to do, where this
+    torch has none."""
     try:
-        from torch.ao.quantization import float_qparams_weight_only_qconfig, quantize_dynamic
+        from torch.ao.quantization import (float_qparams_weight_only_qconfig, per_channel_dynamic_qconfig,
+                                           quantize_dynamic)
         with warnings.catch_warnings():  # deprecated (torchao replaces it), still working in torch 2.13
             warnings.simplefilter("ignore")
-            spec = {nn.Linear: torch.ao.quantization.default_dynamic_qconfig,
-                    nn.Embedding: float_qparams_weight_only_qconfig}
+            # weights per output channel, as the hand-written path (per tensor: min cosine 0.78 against 0.89 on
+            # MiniLM); the activations stay per tensor, which is where this path loses to the hand-written one
+            spec = {nn.Linear: per_channel_dynamic_qconfig, nn.Embedding: float_qparams_weight_only_qconfig}
             return quantize_dynamic(model, spec, dtype=torch.qint8)
     except (ImportError, AttributeError, RuntimeError, AssertionError) as err:
         raise RuntimeError(
