@@ -148,3 +148,33 @@ def test_int8_takes_a_quarter_of_the_bytes_and_sharing_is_saved_once():
     six_shared = AlbertModel(AlbertConfig(num_hidden_layers=6, **sizes))
     one = AlbertModel(AlbertConfig(num_hidden_layers=1, **sizes))
     assert abs(bytes_on_disk(six_shared) / bytes_on_disk(one) - 1) < 0.01
+
+
+def test_the_benchmark_bookkeeping(tmp_path):
+    """`python -m minibert bench smaller` on a tiny checkpoint and five sentences: the numbers it derives."""
+    import json
+
+    from minibert.smaller import bench
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "bad", "film", "it", "is", "."]
+    folder, data = tmp_path / "tiny", tmp_path / "data"
+    torch.manual_seed(7)
+    BertModel(BertConfig(**{**CONFIG.__dict__, "vocab_size": len(vocab)})).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (data / "glue-sst2").mkdir(parents=True)
+    sentences = ["it is a good film .", "bad", "a bad , bad film", "good", "it is good ."]  # a word a token
+    (data / "glue-sst2" / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t1\n" for s in sentences))
+    results = bench.run(folder, data, bench.Settings(sentences=5, batch_size=2, repeats=1))
+    rows = {row["name"]: row for row in results["rows"]}
+    kinds = ("float32", "bfloat16", "int8", "int8-library")
+    assert set(rows) | set(results["missing"]) == {f"MiniLM {kind}" for kind in kinds} | {bench.ALBERT_NAME}
+    assert results["tokens_per_run"] == sum(len(s.split()) + 2 for s in sentences)  # and [CLS], [SEP]
+    assert rows["MiniLM float32"]["max_abs_diff"] == 0 and rows["MiniLM float32"]["min_cosine"] > 0.9999
+    assert rows["MiniLM int8"]["parameters"] == rows["MiniLM float32"]["parameters"] == BertModel(
+        BertConfig(**{**CONFIG.__dict__, "vocab_size": len(vocab)})).num_parameters()
+    assert rows["MiniLM int8"]["bytes_on_disk"] < rows["MiniLM bfloat16"]["bytes_on_disk"] < \
+        rows["MiniLM float32"]["bytes_on_disk"]
+    json.dumps(results)  # what the command writes
+    assert "MiniLM int8" in bench.format_table(results)
+    bench.plot(results, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 10_000
