@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..bench.speed import alternate, median_summary
+from ..bench.speed import NOISY_SPREAD, alternate, median_summary
 from ..model import BertModel
 from ..progress import Progress
 from ..resources import pretrained_checkpoint_dir, shared_data_dir
@@ -140,21 +140,28 @@ def format_table(results: dict) -> str:
     meta = results["meta"]
     lines = [f"minibert bench smaller | {meta['date']} | torch {meta['torch']}, {meta['cpu_threads']} threads, "
              f"{meta['cpu_capability']}, load average {meta['load_average']:.1f}", f"command: {meta['command']}", "",
-             f"{'':<36} {'parameters':>11} {'MB on disk':>10} {'tokens/s':>9} {'vs f32':>6} {'max|diff|':>9} "
-             f"{'min cos':>7}"]
+             f"{'':<36} {'parameters':>11} {'MB on disk':>10} {'tokens/s':>9} {'vs f32':>6} {'best run':>8} "
+             f"{'vs f32':>6} {'max|diff|':>9} {'min cos':>7}"]
     rows = results["rows"]
-    base = next(row for row in rows if row["name"] == "MiniLM float32")
+    base = next(row for row in rows if row["name"] == "MiniLM float32")["inference"]
     for row in rows:
-        speed = row["inference"]["per_s"]
+        speed, best = row["inference"]["per_s"], results["tokens_per_run"] / row["inference"]["min_s"]
         diff = f"{row['max_abs_diff']:>9.3f} {row['min_cosine']:>7.4f}" if "max_abs_diff" in row else \
             f"{'-':>9} {'-':>7}"
         lines.append(f"{row['name']:<36} {row['parameters']:>11,} {row['bytes_on_disk'] / 1e6:>10.1f} "
-                     f"{speed:>9,.0f} {speed / base['inference']['per_s']:>5.2f}x {diff}")
+                     f"{speed:>9,.0f} {speed / base['per_s']:>5.2f}x {best:>8,.0f} "
+                     f"{base['min_s'] / row['inference']['min_s']:>5.2f}x {diff}")
     lines += [f"{name:<36} not run: {reason}" for name, reason in results["missing"].items()]
     lines += ["", f"tokens/s: real tokens of {results['settings']['sentences']} SST-2 dev sentences "
                   f"({results['tokens_per_run']:,} tokens), median of {results['settings']['repeats']} runs taken "
                   "in turn; max|diff| and min cos: MiniLM's last hidden state against float32's, at the real tokens "
-                  f"(largest |value| there: {base['largest_value']:.1f})."]
+                  "(largest |value| there: "
+                  f"{next(row for row in rows if row['name'] == 'MiniLM float32')['largest_value']:.1f})."]
+    spread = max(max(row["inference"]["seconds"]) / min(row["inference"]["seconds"]) for row in rows)
+    if spread > NOISY_SPREAD:
+        lines += ["", f"NOISY: the runs of one contender differ by up to {spread:.1f}x: other work was using the "
+                      "cores. The best runs are the fairer comparison; rerun on an idle machine before trusting "
+                      "the ratios."]
     return "\n".join(lines)
 
 
@@ -168,7 +175,7 @@ def plot(results: dict, path: Path) -> None:
         axes.scatter([x], [y], color=f"C{k}", s=50)
         axes.annotate(row["name"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
     largest = max(row["bytes_on_disk"] for row in results["rows"]) / 1e6
-    axes.set(xlabel="size on disk (MB)", ylabel="CPU inference (tokens / s)", xlim=(0, 1.3 * largest), ylim=(0, None),
+    axes.set(xlabel="size on disk (MB)", ylabel="CPU inference (tokens / s, median run)", xlim=(0, 1.3 * largest), ylim=(0, None),
              title="making BERT smaller: size against speed")
     axes.grid(alpha=0.3)
     figure.savefig(path, dpi=110)
