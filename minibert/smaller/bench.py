@@ -175,8 +175,8 @@ def plot(results: dict, path: Path) -> None:
         axes.scatter([x], [y], color=f"C{k}", s=50)
         axes.annotate(row["name"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
     largest = max(row["bytes_on_disk"] for row in results["rows"]) / 1e6
-    axes.set(xlabel="size on disk (MB)", ylabel="CPU inference (tokens / s, median run)", xlim=(0, 1.3 * largest), ylim=(0, None),
-             title="making BERT smaller: size against speed")
+    axes.set(xlabel="size on disk (MB)", ylabel="CPU inference (tokens / s, median run)", xlim=(0, 1.3 * largest),
+             ylim=(0, None), title="making BERT smaller: size against speed")
     axes.grid(alpha=0.3)
     figure.savefig(path, dpi=110)
 
