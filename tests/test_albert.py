@@ -43,11 +43,20 @@ def test_reads_transformers_checkpoints(transformers_lib, tmp_path, layers, grou
     ours = minibert.AlbertModel.from_pretrained(tmp_path, attn_implementation=attention)
     batch = random_batch(V, 4, 17, T)
     assert batch["attention_mask"].eq(0).any()
+    # the textbook path also returns every layer's output and attention map; the fast path is timed without them
+    flags = dict(output_hidden_states=True, output_attentions=True) if attention == "eager" else {}
     with torch.no_grad():
-        mine, theirs = ours(**batch), reference(**batch)
+        mine, theirs = ours(**batch, **flags), reference(**batch, **flags)
     real = batch["attention_mask"].bool()  # the fast path leaves zeros at the padding (tests/test_fast_path.py)
     assert_close(mine.last_hidden_state[real], theirs.last_hidden_state[real], **TOL)
     assert_close(mine.pooler_output, theirs.pooler_output, **TOL)
+    if flags:  # embeddings after the projection, then each layer; attention maps at every real query
+        assert len(mine.hidden_states) == len(theirs.hidden_states) == layers + 1
+        for ours_, theirs_ in zip(mine.hidden_states, theirs.hidden_states):
+            assert_close(ours_[real], theirs_[real], **TOL)
+        assert len(mine.attentions) == len(theirs.attentions) == layers
+        for ours_, theirs_ in zip(mine.attentions, theirs.attentions):
+            assert_close(ours_.transpose(1, 2)[real], theirs_.transpose(1, 2)[real], **TOL)
     assert ours.fresh_weights == []
     assert ours.num_parameters() == reference.num_parameters()
 
