@@ -4,6 +4,7 @@ from .model import BertModel, BertModelOutput, BertPreTrainedModel
 from .model.heads import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 from .model.pretraining import BertForMaskedLM, BertForPreTraining
 from .tokenizer import WordPieceTokenizer
+from .smaller.albert import AlbertConfig, AlbertModel  # noqa: F401  (lecture 1.2: ALBERT)
 
 __all__ = ["BertConfig", "BertModel", "BertModelOutput", "BertPreTrainedModel", "BertForPreTraining",
            "BertForMaskedLM", "BertForSequenceClassification", "BertForTokenClassification",

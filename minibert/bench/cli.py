@@ -12,6 +12,7 @@ import importlib
 BENCHMARKS = {
     "speed": ("minibert.bench.speed", "minibert vs transformers: inference, training and tokenizer speed"),
     "long": ("minibert.long.bench", "full, sliding-window and LSH attention: time and memory, 512 to 16,384 tokens"),
+    "smaller": ("minibert.smaller.bench", "making BERT smaller: size and speed of int8, bfloat16 and ALBERT"),
 }
 
 
