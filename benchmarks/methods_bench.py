@@ -110,6 +110,9 @@ def run_methods(args) -> list[dict]:
             print(f"== {task_name}: {method}", file=sys.stderr, flush=True)
             result_file = Path(args.out) / task_name / method / "result.json"
             result_file.parent.mkdir(parents=True, exist_ok=True)
+            if result_file.exists() and args.reuse:
+                rows.append(json.loads(result_file.read_text()))
+                continue
             command = [sys.executable, __file__, "one", "--task", task_name, "--method", method,
                        "--json", str(result_file), *passed_on(args)]
             subprocess.run(command, check=True)
@@ -242,6 +245,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="512 training examples, 256 held out")
+    parser.add_argument("--reuse", action="store_true", help="keep the results of methods already run in --out")
     parser.add_argument("--out", default="runs/methods-bench")
     parser.add_argument("--task", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
