@@ -117,7 +117,7 @@ def run_task(name: str, args: Namespace, checkpoint: Path, data_dir: Path, out: 
         sides["transformers"] = run_side("transformers", task,
                                          FinetuneConfig(out_dir=out / name / "transformers", **settings), theirs)
     plot_task(name, task.main_metric, sides, out / f"{name}.png")
-    return {"main_metric": task.main_metric, "train_examples": len(task.train_features),
+    return {"main_metric": task.main_metric, "in_percent": spec.kind == "qa", "train_examples": len(task.train_features),
             "eval_examples": len(task.eval_features), "steps_per_epoch": steps_per_epoch, "lr": lr,
             "encode_seconds": encode_seconds, "sides": sides}
 
@@ -147,7 +147,8 @@ def markdown_table(results: dict) -> str:
         metric = r["main_metric"]
         row = [name, metric, f"{ours['final_metric']:.4f}"]
         if theirs:
-            row += [f"{theirs['final_metric']:.4f}", f"{100 * (ours['final_metric'] - theirs['final_metric']):+.2f}",
+            points = (1 if r["in_percent"] else 100) * (ours["final_metric"] - theirs["final_metric"])
+            row += [f"{theirs['final_metric']:.4f}", f"{points:+.2f}",
                     f"{ours['wall_seconds'] / 60:.1f} min", f"{theirs['wall_seconds'] / 60:.1f} min",
                     f"{ours['wall_seconds'] / theirs['wall_seconds']:.2f}x"]
         else:
