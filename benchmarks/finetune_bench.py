@@ -118,8 +118,8 @@ def run_task(name: str, args: Namespace, checkpoint: Path, data_dir: Path, out: 
                                          FinetuneConfig(out_dir=out / name / "transformers", **settings), theirs)
     plot_task(name, task.main_metric, sides, out / f"{name}.png")
     return {"main_metric": task.main_metric, "in_percent": spec.kind == "qa",
-            "train_examples": len(task.train_features), "eval_examples": len(task.eval_features), "steps_per_epoch": steps_per_epoch, "lr": lr,
-            "encode_seconds": encode_seconds, "sides": sides}
+            "train_examples": len(task.train_features), "eval_examples": len(task.eval_features),
+            "steps_per_epoch": steps_per_epoch, "lr": lr, "encode_seconds": encode_seconds, "sides": sides}
 
 
 def plot_task(name: str, metric: str, sides: dict, path: Path) -> None:
