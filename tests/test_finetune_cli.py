@@ -210,3 +210,12 @@ def test_training_paragraphs_in_the_evaluation_data_are_refused_by_name(tmp_path
                                          r"605 evaluation questions.*--allow-overlap"):
         finetune(tmp_path, checkpoint_dir, *options)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["finetune", "evaluate", "predict"])
+def test_help_lists_the_tasks(command, capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        main([command, "--help"])
+    assert exit_code.value.code == 0
+    text = capsys.readouterr().out
+    assert all(task in text for task in ("sst2", "sst5", "cfimdb", "conll2003", "csv", "squad", "drcd", "hw7"))

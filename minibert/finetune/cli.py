@@ -125,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--eval-data", metavar="FILE",
                       help="the held-out file scored during training (default: the task's dev file in --data's "
-                           f"folder; csv: {HELD_OUT_SHARE:.0%} of the training rows)")
+                           f"folder; csv: {HELD_OUT_SHARE:.0%}%  of the training rows)")
     data.add_argument("--eval-limit", type=positive_int, metavar="N", help="score the first N held-out examples")
     data.add_argument("--regression", action="store_true",
                       help="csv: predict the label as a number (default: only when the labels are not whole numbers)")
