@@ -21,7 +21,7 @@ import math
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -145,7 +145,7 @@ class FinetuneTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.seconds, self.tokens = state["step"], state["seconds"], state["tokens"]
         self.bad_evaluations = state["bad_evaluations"]
-        self.result = FinetuneResult(**state["result"])
+        self.result = FinetuneResult(**{f.name: state[f.name] for f in fields(FinetuneResult)})
         self.last_saved_step = self.step
         rngs = state["rng"]
         set_rng_state(rngs[self.runtime.rank] if len(rngs) == self.runtime.world_size else rngs[0])
@@ -277,7 +277,7 @@ class FinetuneTrainer:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "total_steps": self.total_steps,
                 "seconds": self.seconds, "tokens": self.tokens, "rng": rngs,
-                "bad_evaluations": self.bad_evaluations, "result": asdict(self.result), "extra": self.extra_state})
+                "bad_evaluations": self.bad_evaluations, **asdict(self.result), "extra": self.extra_state})
             self.model.save_pretrained(self.out, overwrite=True)  # the latest model, beside OUT/best
             self.task.save_files(self.out)
             with atomic_path(self.out / "history.json") as tmp:
