@@ -20,6 +20,8 @@ from minibert.__main__ import main
 from minibert import BertConfig, BertForSequenceClassification
 from minibert.finetune.data import read_conll2003, read_sst2
 from minibert.finetune.metrics import accuracy, entity_scores
+from minibert.finetune.qa import chinese_scores, read_drcd, read_hw7
+from minibert.finetune.qa.data import read_hw7_submission
 
 pytestmark = pytest.mark.outputs
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,3 +170,52 @@ def test_two_gloo_processes_match_one_process(tmp_path, checkpoint_dir, data_dir
     torch.manual_seed(0)  # what the trainer does before it makes the model
     initial = BertForSequenceClassification(config).state_dict()
     assert max((one[name] - initial[name]).abs().max().item() for name in one) > 1e-3
+
+
+def test_question_answering_from_the_command_line(tmp_path, checkpoint_dir, data_dir, capsys):
+    """DRCD slices: evaluate gives the trainer's EM and F1; predict writes SQuAD's predictions JSON, which scores
+    the same; the homework task writes its submission CSV; XQuAD is split by article when no held-out file."""
+    drcd = data_dir / "drcd"
+    out = finetune(tmp_path, checkpoint_dir, "--task", "drcd", "--data", str(drcd), "--limit", "24",
+                   "--eval-limit", "16", "--epochs", "1", "--max-length", "128", "--stride", "32")
+    best = json.loads((out / "best" / "eval_results.json").read_text())
+    assert json.loads((out / "best" / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
+    scores = evaluate(capsys, "--model", str(out / "best"), "--data", str(drcd), "--limit", "16")
+    assert {k: scores[k] for k in ("exact_match", "f1")} == {k: best[k] for k in ("exact_match", "f1")}
+    main(["predict", "--model", str(out / "best"), "--data", str(drcd / "DRCD_dev.json"), "--limit", "16",
+          "--out", str(tmp_path / "answers.json"), "--device", "cpu"])
+    answers = json.loads((tmp_path / "answers.json").read_text(encoding="utf-8"))
+    gold = list(read_drcd(drcd / "DRCD_dev.json"))[:16]
+    assert list(answers) == [e.id for e in gold]
+    assert all(answers[e.id] in e.context for e in gold)  # copied out of the context, character for character
+    assert chinese_scores(answers, gold)["f1"] == scores["f1"]
+
+    hw7 = data_dir / "ntu-ml2023-hw7-drcd"
+    main(["predict", "--model", str(out / "best"), "--task", "hw7", "--data", str(hw7 / "hw7_test.json"),
+          "--limit", "5", "--out", str(tmp_path / "submission.csv"), "--device", "cpu"])
+    submission = read_hw7_submission(tmp_path / "submission.csv")
+    assert list(submission) == [e.id for e in list(read_hw7(hw7 / "hw7_test.json"))[:5]]
+
+    xquad = finetune(tmp_path / "x", checkpoint_dir, "--task", "squad", "--data",
+                     str(data_dir / "xquad-squad11-dev-subset"), "--limit", "16", "--eval-limit", "8", "--epochs", "1",
+                     "--max-length", "128", "--stride", "32")
+    assert 0 <= json.loads((xquad / "history.json").read_text())["best_metric"] <= 100
+
+
+def test_training_paragraphs_in_the_evaluation_data_are_refused_by_name(tmp_path, checkpoint_dir, data_dir):
+    """hw7_dev.json shares 171 paragraphs (605 questions) with DRCD_test.json."""
+    options = ["--task", "drcd", "--data", str(data_dir / "drcd" / "DRCD_test.json"),
+               "--eval-data", str(data_dir / "ntu-ml2023-hw7-drcd" / "hw7_dev.json")]
+    with pytest.raises(SystemExit, match=r"171 of the 1000 training paragraphs .*DRCD_test.json.*605 training and "
+                                         r"605 evaluation questions.*--allow-overlap"):
+        finetune(tmp_path, checkpoint_dir, *options)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["finetune", "evaluate", "predict"])
+def test_help_lists_the_tasks(command, capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        main([command, "--help"])
+    assert exit_code.value.code == 0
+    text = capsys.readouterr().out
+    assert all(task in text for task in ("sst2", "sst5", "cfimdb", "conll2003", "csv", "squad", "drcd", "hw7"))

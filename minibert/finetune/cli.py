@@ -19,6 +19,7 @@ loads them.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from ..resources import pretrained_checkpoint_dir
 from ..tokenizer import WordPieceTokenizer
 from .data import (DataFormatError, UnknownLabelError, label_vocabulary, read_conll2003, read_cs224n_sentiment,
                    read_sst2, read_table)
+from .qa import DataLeakError, check_no_overlap, read_drcd, read_hw7, read_squad, split_by_title
+from .qa_task import QuestionAnsweringTask
 from .tasks import ClassificationTask, ModelSource, TaskSettings, TokenClassificationTask
 from .trainer import BEST_FOLDER, FinetuneConfig, FinetuneTrainer
 
@@ -64,7 +67,7 @@ def fraction(text: str) -> float:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    kind: str                    # "sequence" or "token"
+    kind: str                    # "sequence", "token" or "qa"
     train_file: str | None       # names inside the --data folder
     eval_file: str | None
     reader: object
@@ -72,6 +75,7 @@ class TaskSpec:
     epochs: float = 3
     batch_size: int = 32
     max_length: int = 128
+    chinese: bool = False        # QA: EM and F1 by characters, as the CMRC/DRCD scripts score them
     about: str = ""
 
 
@@ -86,8 +90,17 @@ TASKS = {
                           about="CoNLL-2003 named entities (PER, ORG, LOC, MISC) per word (folder conll2003)"),
     "csv": TaskSpec("sequence", None, None, None, lr=3e-5,
                     about="your own CSV/TSV/JSON-lines table: --text-column, --pair-column, --label-column"),
+    "squad": TaskSpec("qa", "xquad.en.json", None, read_squad, epochs=2, batch_size=16, max_length=384,
+                      about="extractive QA from SQuAD JSON (folder xquad-squad11-dev-subset: XQuAD-en split by "
+                            "article, 2/3 to train)"),
+    "drcd": TaskSpec("qa", "DRCD_test.json", "DRCD_dev.json", read_drcd, epochs=2, batch_size=16, max_length=384,
+                     chinese=True,
+                     about="Chinese extractive QA (folder drcd: trained on DRCD_test, scored on DRCD_dev)"),
+    "hw7": TaskSpec("qa", None, None, read_hw7, epochs=2, batch_size=16, max_length=384, chinese=True,
+                    about="the NTU ML 2023 homework 7 JSON files; predict writes its submission CSV"),
 }
-HELD_OUT_SHARE = 0.1  # of a user's table, when no --eval-data is given
+HELD_OUT_SHARE = 0.1  # of a user's table (or a homework file's paragraphs), when no --eval-data is given
+QA_TRAIN_ARTICLES = 2 / 3  # of a SQuAD file's articles, when no --eval-data is given
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, training: bool) -> None:
@@ -112,12 +125,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--eval-data", metavar="FILE",
                       help="the held-out file scored during training (default: the task's dev file in --data's "
-                           f"folder; csv: {HELD_OUT_SHARE:.0%} of the training rows)")
+                           f"folder; csv: {HELD_OUT_SHARE:.0%}%  of the training rows)")
     data.add_argument("--eval-limit", type=positive_int, metavar="N", help="score the first N held-out examples")
     data.add_argument("--regression", action="store_true",
                       help="csv: predict the label as a number (default: only when the labels are not whole numbers)")
     data.add_argument("--label-all-pieces", action="store_true",
                       help="conll2003: give every piece of a word a label, not just the first")
+    data.add_argument("--stride", type=positive_int, default=128,
+                      help="QA: tokens that consecutive windows of a long context share")
+    data.add_argument("--allow-overlap", action="store_true",
+                      help="QA: train even if training paragraphs appear in the held-out data (scores inflated)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--init", metavar="FOLDER_OR_PRESET",
@@ -225,8 +242,12 @@ def task_files(args: argparse.Namespace, spec: TaskSpec, training: bool) -> tupl
     data = Path(args.data)
     if data.is_dir():
         if spec.train_file is None:
-            sys.exit(f"error: --data {data} is a folder; the {args.task} task needs the table itself (a file).")
-        main_file = data / (spec.train_file if training else spec.eval_file)
+            sys.exit(f"error: --data {data} is a folder; the {args.task} task needs the file itself.")
+        name = spec.train_file if training else spec.eval_file
+        if name is None:
+            sys.exit(f"error: --data {data} is a folder, and the {args.task} task has no standard held-out file in it;"
+                     " pass the file to score.")
+        main_file = data / name
     else:
         main_file = data
     if not training:
@@ -261,6 +282,8 @@ def task_labels(spec: TaskSpec, examples: list, regression: bool | None) -> list
 def build_task(args: argparse.Namespace, spec: TaskSpec, tokenizer: WordPieceTokenizer, source: ModelSource,
                verbose: bool):
     train_path, eval_path = task_files(args, spec, training=True)
+    if spec.kind == "qa":
+        return build_qa_task(args, spec, tokenizer, source, train_path, eval_path, verbose)
     train = read_examples(args, spec, train_path)
     if eval_path is None:  # a user's table without a held-out file: keep back a seeded share of its rows
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed)).tolist()
@@ -276,10 +299,58 @@ def build_task(args: argparse.Namespace, spec: TaskSpec, tokenizer: WordPieceTok
     return make_task(args.task, spec, args, tokenizer, source, train, evaluation, labels, args.batch_size, args.seed)
 
 
+def build_qa_task(args, spec: TaskSpec, tokenizer, source, train_path: Path, eval_path: Path | None, verbose: bool):
+    """Questions from the files, held-out ones by article (or paragraph), and the leakage guard."""
+    train = read_qa(train_path)
+    if verbose:
+        print(train.summary(), file=sys.stderr)
+    generator = torch.Generator().manual_seed(args.seed)
+    if eval_path is not None:
+        evaluation = list(read_qa(eval_path))
+        train = list(train)
+    elif all(example.title is not None for example in train):
+        split = split_by_title(train, QA_TRAIN_ARTICLES, generator)
+        train, evaluation = split.train, split.test
+        if verbose:
+            print(f"no --eval-data: {len(split.test_titles)} of {len(split.train_titles) + len(split.test_titles)} "
+                  f"articles ({len(evaluation)} questions) held out for evaluation", file=sys.stderr)
+    else:  # a homework file has no titles: hold out whole paragraphs, so that none is on both sides
+        contexts = list(dict.fromkeys(example.context for example in train))
+        order = torch.randperm(len(contexts), generator=generator).tolist()
+        held = {contexts[i] for i in order[:max(1, round(HELD_OUT_SHARE * len(contexts)))]}
+        evaluation = [example for example in train if example.context in held]
+        train = [example for example in train if example.context not in held]
+        if verbose:
+            print(f"no --eval-data: {len(held)} paragraphs ({len(evaluation)} questions) held out for evaluation",
+                  file=sys.stderr)
+    try:
+        check_no_overlap(train, evaluation, allow=args.allow_overlap, train_name=str(train_path),
+                         eval_name=str(eval_path or "the held-out part"))
+    except DataLeakError as err:
+        sys.exit(f"error: {err}. (On the command line: --allow-overlap.)")
+    task = make_task(args.task, spec, args, tokenizer, source, train[:args.limit], evaluation[:args.eval_limit],
+                     None, args.batch_size, args.seed)
+    if verbose:
+        print(f"training: {task.train_windows.summary()}\nheld out: {task.eval_windows.summary()}", file=sys.stderr)
+    return task
+
+
+def read_qa(path: Path):
+    """A QA file in either layout: the homework's ({"questions", "paragraphs"}) or SQuAD's ({"data"})."""
+    try:
+        homework = "questions" in json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        homework = False  # the reader says what is wrong with the file
+    return read_hw7(path) if homework else read_squad(path)
+
+
 def make_task(name: str, spec: TaskSpec, args: argparse.Namespace, tokenizer, source, train, evaluation, labels,
               batch_size: int = 32, seed: int = 0):
     settings = TaskSettings(name, spec.kind, args.max_length, args.text_column, args.pair_column, args.label_column,
-                            getattr(args, "label_all_pieces", False))
+                            getattr(args, "label_all_pieces", False), getattr(args, "stride", 128), spec.chinese)
+    if spec.kind == "qa":
+        return QuestionAnsweringTask(settings, tokenizer, source, list(train), list(evaluation), batch_size=batch_size,
+                                     seed=seed)
     task_class = TokenClassificationTask if spec.kind == "token" else ClassificationTask
     return task_class(settings, tokenizer, source, train, evaluation, labels, batch_size=batch_size, seed=seed)
 
@@ -288,7 +359,8 @@ def check_output_folder(out: Path, args: argparse.Namespace) -> None:
     checkpoint = out / CHECKPOINT_FILE
     if args.resume:
         saved = load_checkpoint(checkpoint)["extra"].get("args", {})
-        may_change = {"resume", "overwrite", "device", "bf16", "eval_every", "save_every", "patience", "out"}
+        may_change = {"resume", "overwrite", "device", "bf16", "eval_every", "save_every", "patience", "out",
+                      "allow_overlap"}
         changed = {k: (saved[k], v) for k, v in saved_arguments(args).items()
                    if k not in may_change and k in saved and saved[k] != v}
         if changed:

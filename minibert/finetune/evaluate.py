@@ -17,7 +17,8 @@ from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model.heads import BertForSequenceClassification, BertForTokenClassification
+from ..config import default_labels
+from ..model.heads import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
 from ..pretraining import distributed
 from ..tokenizer import WordPieceTokenizer
 from .cli import TASKS, add_data_arguments, make_task, read_examples, task_files
@@ -60,27 +61,35 @@ def load(args: Namespace, labelled: bool) -> Loaded:
         text_column=args.text_column or (saved.text_column if saved else None),
         pair_column=args.pair_column or (saved.pair_column if saved else None),
         label_column=args.label_column or (saved.label_column if saved else None),
-        label_all_pieces=saved.label_all_pieces if saved else False)
-    model_class = BertForTokenClassification if spec.kind == "token" else BertForSequenceClassification
+        label_all_pieces=saved.label_all_pieces if saved else False, stride=saved.stride if saved else 128)
+    model_class = {"token": BertForTokenClassification, "qa": BertForQuestionAnswering}.get(
+        spec.kind, BertForSequenceClassification)
     model = model_class.from_pretrained(folder)
     config = model.config
     regression = config.problem_type == "regression" or config.num_labels == 1
-    labels = None if regression else [config.id2label[k] for k in range(config.num_labels)]
+    names = config.id2label or default_labels(config.num_labels)
+    labels = None if regression or spec.kind == "qa" else [names[k] for k in range(config.num_labels)]
     path, _ = task_files(options, spec, training=False)
     try:
-        examples = read_examples(options, spec, path, labelled)[:args.limit]
+        examples = list(read_examples(options, spec, path, labelled))[:args.limit]
         task = make_task(name, spec, options, WordPieceTokenizer.from_pretrained(folder), None, [], examples, labels,
                          batch_size=args.batch_size)
-    except (DataFormatError, UnknownLabelError) as err:
+    except (DataFormatError, UnknownLabelError, ValueError) as err:
         sys.exit(f"error: {err}")
     task.eval_batch_size = args.batch_size
     device = distributed.pick_device(args.device)
     return Loaded(task, model.to(device), examples, device)
 
 
+def is_labelled(example) -> bool:
+    if hasattr(example, "answers"):  # a question
+        return bool(example.answers)
+    return (example.tags if hasattr(example, "tags") else example.label) is not None
+
+
 def main(args: Namespace) -> None:
     loaded = load(args, labelled=True)
-    unlabelled = [e for e in loaded.examples if (e.tags if hasattr(e, "tags") else e.label) is None]
+    unlabelled = [e for e in loaded.examples if not is_labelled(e)]
     if unlabelled:
         sys.exit(f"error: {len(unlabelled)} of the {len(loaded.examples)} examples in {args.data} have no label "
                  "(a test split?); `evaluate` needs labels. Use `python -m minibert predict` for unlabelled data.")

@@ -6,18 +6,21 @@ Lecture 2.2 (outputs), section "Fine-tuning from the command line"; the notebook
     python -m minibert predict --model runs/ner/best --data sentences.conll --out tagged.conll
 
 Sentence tasks: a TSV (or CSV, by --out's suffix) with the columns index, prediction, text (and pair).
-Word tasks: CoNLL lines, `word<TAB>predicted tag`, a blank line after each sentence. Labels in --data are
-not needed and not read.
+Word tasks: CoNLL lines, `word<TAB>predicted tag`, a blank line after each sentence. Question answering: the
+homework's submission CSV (`ID,Answer`) for hw7, else SQuAD's predictions JSON ({question id: answer}).
+Labels in --data are not needed and not read.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
 from ..checkpoint import atomic_path
 from .evaluate import add_model_arguments, load
+from .qa import write_hw7_submission
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +32,15 @@ def main(args: argparse.Namespace) -> None:
     loaded = load(args, labelled=False)
     predictions = loaded.task.held_out_predictions(loaded.model, loaded.device)
     out = Path(args.out)
+    if loaded.task.settings.kind == "qa":
+        answers = [(example.id, predictions[example.id]) for example in loaded.examples]
+        if loaded.task.name == "hw7":
+            write_hw7_submission(out, answers, overwrite=True)
+        else:
+            with atomic_path(out) as tmp:
+                tmp.write_text(json.dumps(dict(answers), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        print(f"{len(answers):,} answers written to {out}", file=sys.stderr)
+        return
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as file:
         if loaded.task.settings.kind == "token":
             for sentence, tags in zip(loaded.examples, predictions):

@@ -30,12 +30,14 @@ TASK_FILE = "finetune_task.json"  # beside the weights: what `evaluate` and `pre
 class TaskSettings:
     """What a saved model remembers of its task (written to TASK_FILE)."""
     task: str
-    kind: str                        # "sequence" (a class or a number per text) or "token" (a class per word)
+    kind: str                        # "sequence" (a class or number per text), "token" (per word) or "qa" (a span)
     max_length: int = 128
     text_column: str | None = None   # the generic task's columns
     pair_column: str | None = None
     label_column: str | None = None
     label_all_pieces: bool = False
+    stride: int = 128                # question answering: tokens shared by consecutive windows of a context
+    chinese: bool = False            # question answering: score by characters (CMRC), not English words (SQuAD)
 
     def save(self, folder: Path) -> None:
         (folder / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -53,7 +55,7 @@ class ModelSource:
     preset_config: BertConfig | None = None   # set when `init` is a preset
     overrides: dict = field(default_factory=dict)  # config fields, e.g. dropout
 
-    def make(self, model_class, id2label: dict[int, str], problem_type: str | None) -> nn.Module:
+    def make(self, model_class, id2label: dict[int, str] | None, problem_type: str | None) -> nn.Module:
         if self.preset_config is not None:
             config = BertConfig(**{**asdict(self.preset_config), **self.overrides, "id2label": id2label,
                                    "problem_type": problem_type})

@@ -21,7 +21,7 @@ import math
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -118,7 +118,8 @@ class FinetuneTrainer:
         self.trained_model = distributed.wrap(self.model, self.runtime)
         self.optimizer = make_optimizer(self.model, config.lr, config.weight_decay)
         self.out = Path(config.out_dir)
-        self.steps_per_epoch = len(task.train_batches(0))
+        first_epoch = task.train_batches(0)
+        self.steps_per_epoch = len(first_epoch)
         if self.steps_per_epoch == 0:
             raise ValueError(f"the task {task.name!r} has no training batches: is the training file empty?")
         self.total_steps = config.max_steps or max(1, round(config.epochs * self.steps_per_epoch))
@@ -127,7 +128,7 @@ class FinetuneTrainer:
         self.step, self.seconds, self.tokens, self.bad_evaluations = 0, 0.0, 0, 0
         self.result = FinetuneResult()
         self.last_saved_step = None
-        self._epoch_batches: tuple[int, list] | None = None
+        self._epoch_batches: tuple[int, list] = (0, first_epoch)  # (epoch, its batches): asked for once an epoch
         self.extra_state = extra_state or {}  # saved in the checkpoint: the CLI keeps its arguments there
         torch.manual_seed(config.seed + 1 + self.runtime.rank)  # dropout: its own stream, different per process
 
@@ -144,7 +145,7 @@ class FinetuneTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.seconds, self.tokens = state["step"], state["seconds"], state["tokens"]
         self.bad_evaluations = state["bad_evaluations"]
-        self.result = FinetuneResult(**state["result"])
+        self.result = FinetuneResult(**{f.name: state[f.name] for f in fields(FinetuneResult)})
         self.last_saved_step = self.step
         rngs = state["rng"]
         set_rng_state(rngs[self.runtime.rank] if len(rngs) == self.runtime.world_size else rngs[0])
@@ -192,7 +193,7 @@ class FinetuneTrainer:
     def _batch(self, step: int) -> dict[str, Tensor]:
         """Batch `step` of the run: the epoch's batches are asked for once per epoch, then indexed."""
         epoch, index = divmod(step, self.steps_per_epoch)
-        if self._epoch_batches is None or self._epoch_batches[0] != epoch:
+        if self._epoch_batches[0] != epoch:
             self._epoch_batches = (epoch, self.task.train_batches(epoch))
         return self._epoch_batches[1][index]
 
@@ -276,7 +277,7 @@ class FinetuneTrainer:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "total_steps": self.total_steps,
                 "seconds": self.seconds, "tokens": self.tokens, "rng": rngs,
-                "bad_evaluations": self.bad_evaluations, "result": asdict(self.result), "extra": self.extra_state})
+                "bad_evaluations": self.bad_evaluations, **asdict(self.result), "extra": self.extra_state})
             self.model.save_pretrained(self.out, overwrite=True)  # the latest model, beside OUT/best
             self.task.save_files(self.out)
             with atomic_path(self.out / "history.json") as tmp:
