@@ -62,6 +62,29 @@ def test_sst2_slice_evaluate_and_predict_give_the_metric_the_trainer_reported(tm
     assert [r["text"] for r in rows] == [e.text for e in gold]
     assert accuracy([r["prediction"] for r in rows], [str(e.label) for e in gold]) == best["accuracy"]
 
+    # what the user saved stays: the predictions file, and the run folder (it now holds a model)
+    saved = (tmp_path / "predictions.tsv").read_bytes()
+    with pytest.raises(SystemExit, match="already exists"):
+        main(["predict", "--model", str(out / "best"), "--data", str(folder / "dev.tsv"), "--limit", "8",
+              "--out", str(tmp_path / "predictions.tsv"), "--device", "cpu"])
+    assert (tmp_path / "predictions.tsv").read_bytes() == saved
+    with pytest.raises(SystemExit, match="already holds a run"):
+        main(["finetune", "--task", "sst2", "--data", str(folder), "--out", str(out), "--init", str(checkpoint_dir)])
+    with pytest.raises(SystemExit, match="--init and --out are the same folder"):
+        main(["finetune", "--task", "sst2", "--data", str(folder), "--out", str(out / "best"), "--overwrite",
+              "--init", str(out / "best")])
+
+
+@pytest.mark.parametrize("option, value", [("--lr", "-1"), ("--warmup", "2"), ("--batch-size", "0"),
+                                           ("--clip", "-0.5")])
+def test_finetune_options_are_checked_before_any_work(tmp_path, data_dir, capsys, option, value):
+    with pytest.raises(SystemExit) as stop:
+        main(["finetune", "--task", "sst2", "--data", str(data_dir / "glue-sst2"), "--out", str(tmp_path / "run"),
+              option, value])
+    assert stop.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
 
 def test_conll_slice_scores_entities_the_same_in_training_evaluate_and_predict(tmp_path, checkpoint_dir, data_dir,
                                                                                capsys):

@@ -38,29 +38,8 @@ from .qa import DataLeakError, check_no_overlap, read_drcd, read_hw7, read_squad
 from .qa_task import QuestionAnsweringTask
 from .tasks import ClassificationTask, ModelSource, TaskSettings, TokenClassificationTask
 from .trainer import BEST_FOLDER, FinetuneConfig, FinetuneTrainer
-
-
-# ----- option types (plain argparse `type=` functions: minibert/options.py can replace them one by one) -----
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
-    return value
+from ..options import fraction, non_negative_float, non_negative_int, positive_float, positive_int, vocabulary_folder
+from ..output_folder import check_output_folder as check_folder, clear_output_folder
 
 
 # ----- the named tasks -----
@@ -140,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--init", metavar="FOLDER_OR_PRESET",
                        help="a BERT folder (pre-trained or fine-tuned) or a preset for random weights "
                             f"({', '.join(PRESETS)}); default: the installed MiniLM checkpoint")
-    model.add_argument("--tokenizer", metavar="FOLDER",
+    model.add_argument("--tokenizer", type=vocabulary_folder, metavar="FOLDER",
                        help="the vocabulary for a preset (default: the MiniLM checkpoint's)")
     model.add_argument("--dropout", type=fraction, help="hidden and attention dropout (default: the config's)")
 
@@ -149,9 +128,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--lr", type=positive_float, help="peak learning rate")
     train.add_argument("--batch-size", type=positive_int, help="examples per step, over all processes")
     train.add_argument("--warmup", type=fraction, default=0.1, help="share of the steps spent warming up")
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--clip", type=float, default=1.0, help="maximum gradient norm (0: no clipping)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--weight-decay", type=non_negative_float, default=0.01)
+    train.add_argument("--clip", type=non_negative_float, default=1.0, help="maximum gradient norm (0: no clipping)")
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--eval-every", type=positive_int, metavar="STEPS",
                        help="evaluate every STEPS steps (default: at the end of every epoch)")
     train.add_argument("--patience", type=positive_int, metavar="N",
@@ -175,9 +154,17 @@ def main(args: argparse.Namespace) -> None:
         if getattr(args, name) is None:
             setattr(args, name, value)
     out = Path(args.out)
+    init_folder = args.init if args.init and Path(args.init).exists() else None
+    stale = check_folder(out, overwrite=args.overwrite, resume=args.resume, run_file=CHECKPOINT_FILE,
+                         writes=FINETUNE_WRITES, inputs={"--init": init_folder, "--tokenizer": args.tokenizer})
     check_output_folder(out, args)
     runtime = distributed.start(args.device)
     try:
+        if runtime.is_main and stale:
+            removed = clear_output_folder(out, stale)
+            if removed:
+                print(f"--overwrite: removed the old {', '.join(removed)} from {out}", file=sys.stderr)
+        distributed.barrier(runtime)
         tokenizer, source = model_source(args)
         try:
             task = build_task(args, spec, tokenizer, source, runtime.is_main)
@@ -355,7 +342,12 @@ def make_task(name: str, spec: TaskSpec, args: argparse.Namespace, tokenizer, so
     return task_class(settings, tokenizer, source, train, evaluation, labels, batch_size=batch_size, seed=seed)
 
 
+# what a fine-tuning run writes into --out besides the model (removed too by --overwrite)
+FINETUNE_WRITES = ("history.json", "metrics.png", BEST_FOLDER, "finetune_task.json")
+
+
 def check_output_folder(out: Path, args: argparse.Namespace) -> None:
+    """On --resume: the run's options must be the ones it started with (the folder rules are output_folder's)."""
     checkpoint = out / CHECKPOINT_FILE
     if args.resume:
         saved = load_checkpoint(checkpoint)["extra"].get("args", {})

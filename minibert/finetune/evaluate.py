@@ -23,13 +23,15 @@ from ..pretraining import distributed
 from ..tokenizer import WordPieceTokenizer
 from .cli import TASKS, add_data_arguments, make_task, read_examples, task_files
 from .data import DataFormatError, UnknownLabelError
+from ..options import model_folder, positive_int
 from .tasks import TaskSettings
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="a fine-tuned model folder (e.g. OUT/best)")
+    parser.add_argument("--model", required=True, type=model_folder, metavar="DIR",
+                        help="a fine-tuned model folder (e.g. OUT/best)")
     add_data_arguments(parser, training=False)
-    parser.add_argument("--batch-size", type=int, default=128, help="examples per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="examples per forward pass")
     parser.add_argument("--device", choices=distributed.DEVICES, default="auto")
 
 

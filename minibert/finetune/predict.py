@@ -26,9 +26,13 @@ from .qa import write_hw7_submission
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="where to write the predictions")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def main(args: argparse.Namespace) -> None:
+    if Path(args.out).exists() and not args.overwrite:  # before any work: predictions people saved stay
+        raise FileExistsError(f"--out {args.out} already exists and is not overwritten; choose another name, or add "
+                              "--overwrite to replace it.")
     loaded = load(args, labelled=False)
     predictions = loaded.task.held_out_predictions(loaded.model, loaded.device)
     out = Path(args.out)
