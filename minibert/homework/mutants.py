@@ -80,8 +80,10 @@ def mutate(text: str, mutation: Mutation) -> str:
 
 
 def run_mutants(root: str | Path = ".", ids: list[str] | None = None, timeout: float = 300,
-                report=print) -> list[MutantResult]:
-    """Apply each mutation (or those of `ids`) to a scratch copy of ROOT and run its tests."""
+                report=print, baseline: bool = True) -> list[MutantResult]:
+    """Apply each mutation (or those of `ids`) to a scratch copy of ROOT and run its tests. With `baseline`,
+    each set of tests first runs on the unchanged copy and must pass there, so that a broken copy (a missing
+    file, absent data) cannot pass for mutants caught."""
     root = Path(root).resolve()
     mutations = load_mutations(root)
     unknown = set(ids or []) - {m.id for m in mutations}
@@ -93,6 +95,11 @@ def run_mutants(root: str | Path = ".", ids: list[str] | None = None, timeout: f
         for name in tracked_files(root):
             (Path(scratch) / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, Path(scratch) / name)
+        if baseline:
+            for tests in dict.fromkeys(m.tests for m in chosen):
+                if (status := run_tests(Path(scratch), tests, timeout)[0]) != "passed":
+                    raise RuntimeError(f"the unchanged reference does not pass {', '.join(tests)} ({status}); "
+                                       f"fix that first: until then no mutant of these tests means anything.")
         for mutation in chosen:
             path = Path(scratch) / mutation.file
             original = path.read_text(encoding="utf-8")
