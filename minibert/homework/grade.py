@@ -38,6 +38,22 @@ class Result:
 
 def run_tests(root: Path, tests: tuple[str, ...] | list[str], timeout: float) -> tuple[str, int, int, int]:
     """(status, passed, failed, skipped) of one pytest process over `tests` in ROOT."""
+    returncode, outcomes = run_pytest(root, tests, timeout)
+    if returncode is None:
+        return "timeout", 0, 0, 0
+    if outcomes is None:
+        return "crashed", 0, 0, 0
+    passed, failed, skipped = (sum(outcome == kind for _, outcome in outcomes) for kind in ("passed", "failed", "skipped"))
+    if returncode == 0 and passed:
+        return "passed", passed, failed, skipped
+    if returncode in (1, 5) or failed:  # 5: no test ran (a wrong test id, or every one skipped)
+        return "failed", passed, failed, skipped
+    return ("crashed" if returncode < 0 else "error"), passed, failed, skipped
+
+
+def run_pytest(root: Path, tests, timeout: float) -> tuple[int | None, list[tuple[str, str]] | None]:
+    """pytest's return code (None after a timeout) and [(test, passed | failed | skipped)] (None when the
+    process died before writing its report). A test is named `file::function`, without its parameters."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     env.setdefault("OMP_NUM_THREADS", "1")
     if "MINIBERT_DATA" not in env and (data := shared_data_dir()) is not None:
@@ -53,29 +69,19 @@ def run_tests(root: Path, tests: tuple[str, ...] | list[str], timeout: float) ->
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            return "timeout", 0, 0, 0
-        if not report.is_file():
-            return "crashed", 0, 0, 0
-        passed, failed, skipped = count_outcomes(report)
-    if process.returncode == 0 and passed:
-        return "passed", passed, failed, skipped
-    if process.returncode in (1, 5) or failed:  # 5: no test ran (a wrong test id, or every one skipped)
-        return "failed", passed, failed, skipped
-    return ("crashed" if process.returncode < 0 else "error"), passed, failed, skipped
+            return None, None
+        return process.returncode, (read_outcomes(report) if report.is_file() else None)
 
 
-def count_outcomes(report: Path) -> tuple[int, int, int]:
-    """(passed, failed, skipped) test cases of a JUnit report; a module that fails to import is a failed case."""
-    passed = failed = skipped = 0
+def read_outcomes(report: Path) -> list[tuple[str, str]]:
+    """The test cases of a JUnit report; a test module that fails to import is a failed case."""
+    outcomes = []
     for case in ElementTree.parse(report).getroot().iter("testcase"):
         kinds = {child.tag for child in case}
-        if kinds & {"failure", "error"}:
-            failed += 1
-        elif "skipped" in kinds:
-            skipped += 1
-        else:
-            passed += 1
-    return passed, failed, skipped
+        name = case.get("classname", "").replace(".", "/") + ".py::" + case.get("name", "").split("[")[0]
+        outcomes.append((name, "failed" if kinds & {"failure", "error"} else "skipped" if "skipped" in kinds
+                         else "passed"))
+    return outcomes
 
 
 def grade_exercise(root: Path, exercise: Exercise, timeout: float | None = None) -> Result:
