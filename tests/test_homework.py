@@ -6,7 +6,7 @@ exercise's points. One copy per session; only the exercises' few tests run, each
 Run with `pytest -m homework`; the full mutation check is `python -m minibert.homework mutants`.
 """
 import json
-import sys
+import subprocess
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -15,9 +15,10 @@ import pytest
 
 from minibert.homework import MarkerError, load_exercises
 from minibert.homework.grade import grade, gradebook, run_pytest
-from minibert.homework.make import make_copy, regions_of, tracked_files
+from minibert.homework.make import make_copy, regions_of, student_notebook, tracked_files
 from minibert.homework.mutants import run_mutants
 from minibert.homework.regions import find_regions, replace_regions
+from minibert.homework.regions import stub as stub_line
 from minibert.resources import REPO_ROOT
 
 pytestmark = pytest.mark.homework
@@ -37,7 +38,7 @@ def student_copy(tmp_path_factory):
 
 
 def outcomes_by_test(root: Path, tests: list[str]) -> dict[str, set[str]]:
-    returncode, outcomes = run_pytest(root, tests, timeout=600)
+    returncode, outcomes, _ = run_pytest(root, tests, timeout=600)
     assert outcomes is not None, f"pytest died (return code {returncode})"
     found: dict[str, set[str]] = {}
     for name, outcome in outcomes:
@@ -96,7 +97,7 @@ def test_pasting_the_solutions_back_gives_the_reference_which_passes_every_exerc
     for regions in pasted.stubbed.values():
         for region in regions:
             path = pasted.out / region.where
-            stub = f'{region.indent}raise NotImplementedError("exercise {region.name}: see {EXERCISES[region.name].text}")'
+            stub = region.indent + stub_line(region.name, EXERCISES[region.name].text)
             lines = path.read_text().split("\n")
             where = lines.index(stub)
             path.write_text("\n".join(lines[:where] + list(region.lines) + lines[where + 1:]))
@@ -173,4 +174,62 @@ def test_the_command_line_refuses_an_existing_folder(tmp_path, capsys):
     from minibert.homework.__main__ import main
     assert main(["make", str(tmp_path)]) == 2
     assert "never written over" in capsys.readouterr().err
-    assert sys.executable  # the grader runs tests with this interpreter
+
+
+def test_sections_choose_what_is_handed_out(tmp_path):
+    copy = make_copy(REPO_ROOT, tmp_path / "lora_only", sections=["finetuning"])
+    assert set(copy.stubbed) == {"lora_layer"}
+    attention = (copy.out / "minibert/model/attention.py").read_text()
+    assert "scores = scores.softmax" not in attention and "probs = scores.softmax(dim=-1)" in attention
+    assert "SOLUTION" not in attention, "the markers of exercises not handed out are dropped"
+    with pytest.raises(ValueError, match="no exercises in section.*tokenizer"):
+        make_copy(REPO_ROOT, tmp_path / "other", sections=["tokenizer"])
+
+
+def test_a_bad_marker_stops_make_before_anything_is_written(tmp_path):
+    source = tmp_path / "repo"
+    (source / "exercises").mkdir(parents=True)
+    (source / "exercises" / "points.json").write_text(json.dumps(
+        {"exercises": [{"name": "a", "section": "s", "points": 1, "tests": []}]}))
+    (source / "f.py").write_text("def f():\n    ### BEGIN SOLUTION a\n    return 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=source, check=True)
+    subprocess.run(["git", "add", "."], cwd=source, check=True)
+    with pytest.raises(MarkerError, match=r"^f.py:2: BEGIN SOLUTION a is never closed"):
+        make_copy(source, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+
+
+def test_notebook_regions_become_stubs_and_outputs_are_cleared():
+    notebook = {"cells": [
+        {"cell_type": "markdown", "source": ["# Title"]},
+        {"cell_type": "code", "execution_count": 3, "outputs": [{"output_type": "stream", "text": ["4"]}],
+         "source": ["x = 2\n", "### BEGIN SOLUTION double\n", "y = 2 * x  # the secret\n", "### END SOLUTION\n",
+                    "print(y)"]}]}
+    student = student_notebook(notebook, "n.ipynb", lambda name: "exercises/s.md")
+    code = student["cells"][1]
+    assert "".join(code["source"]) == ('x = 2\nraise NotImplementedError("exercise double: see exercises/s.md")\n'
+                                       "print(y)")
+    assert (code["outputs"], code["execution_count"]) == ([], None)
+    with pytest.raises(MarkerError, match="n.ipynb cell 2:2: BEGIN SOLUTION double is never closed"):
+        student_notebook({"cells": [{"cell_type": "markdown", "source": []}, {
+            "cell_type": "code", "outputs": [], "source": ["x = 1\n", "### BEGIN SOLUTION double\n"]}]},
+            "n.ipynb", lambda name: "exercises/s.md")
+
+
+def test_grading_with_the_reference_tests_ignores_a_students_edited_test(tmp_path):
+    """A student 'fixes' the failing test of the made-up exercise; graded with the reference's tests, it fails."""
+    def repository(folder, test_body):
+        (folder / "exercises").mkdir(parents=True)
+        (folder / "tests").mkdir()
+        (folder / "tests" / "test_fake.py").write_text(f"from answer import value\ndef test_value(): {test_body}\n")
+        (folder / "answer.py").write_text("value = 1\n")
+        (folder / "exercises" / "points.json").write_text(json.dumps({"exercises": [
+            {"name": "value", "section": "s", "points": 3, "tests": ["tests/test_fake.py::test_value"]}]}))
+    reference, student = tmp_path / "reference", tmp_path / "student"
+    repository(reference, "assert value == 2")
+    subprocess.run(["git", "init", "-q"], cwd=reference, check=True)
+    subprocess.run(["git", "add", "."], cwd=reference, check=True)
+    repository(student, "assert value == 1")
+    assert [r.points for r in grade(student)] == [3]
+    assert [r.points for r in grade(student, reference=reference)] == [0]
+    assert (student / "tests" / "test_fake.py").read_text().endswith("assert value == 1\n"), "left as it was"

@@ -44,9 +44,11 @@ def data(tmp_path_factory):
 
 
 def trainer(data, tmp_path, **options) -> Pretrainer:
-    (tokenizer, data), _ = data, torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                        max_position_embeddings=32)
+    """A one-layer, 16-wide BERT: a step takes milliseconds."""
+    tokenizer, data = data
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
     settings = dict(out_dir=tmp_path, save_every=0, eval_every=0, lr=1e-3, device="cpu", quiet=True,
                     export_model=False)
     return Pretrainer(BertForPreTraining(config), data, TrainingConfig(**{**settings, **options}))

@@ -1,7 +1,7 @@
 """`python -m minibert.homework make | grade | mutants`: build, grade and check the course's homework.
 
   make OUT [--sections embeddings pretraining ...]   a student copy of this repository in OUT (a new folder)
-  grade [PATH] [--json] [--only NAME ...]            points per exercise of the copy at PATH (default: here)
+  grade [PATH] [--json] [--only NAME ...] [--reference REPO]   points per exercise of the copy at PATH (default: .)
   mutants [--only ID ...]                            every mistake of exercises/mutations.json fails its tests
 """
 from __future__ import annotations
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     marks.add_argument("--json", action="store_true", help="print a gradebook entry as JSON")
     marks.add_argument("--only", nargs="+", metavar="NAME", help="grade only these exercises")
     marks.add_argument("--timeout", type=float, help="seconds per exercise (default: the points table's)")
+    marks.add_argument("--reference", type=Path, metavar="REPO",
+                       help="grade with REPO's tests and points table, not the copy's own (e.g. this repository)")
     mutants = commands.add_parser("mutants", help="check that every listed mistake fails its exercise's tests")
     mutants.add_argument("--only", nargs="+", metavar="ID", help="only these mutations")
     mutants.add_argument("--source", type=Path, default=REPO_ROOT, help="the reference repository")
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                               for name, regions in copy.stubbed.items()))
             return 0
         if args.command == "grade":
-            results = grade(args.path, args.only, args.timeout)
+            results = grade(args.path, args.only, args.timeout, args.reference)
             print_grades(args.path, results, args.json)
             return 0
         results = run_mutants(args.source, args.only, baseline=not args.no_baseline)

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..resources import shared_data_dir
-from .exercises import Exercise, load_exercises
+from .exercises import POINTS_FILE, Exercise, load_exercises
+from .make import tracked_files
 
 
 @dataclass
@@ -38,12 +41,13 @@ class Result:
 
 def run_tests(root: Path, tests: tuple[str, ...] | list[str], timeout: float) -> tuple[str, int, int, int]:
     """(status, passed, failed, skipped) of one pytest process over `tests` in ROOT."""
-    returncode, outcomes = run_pytest(root, tests, timeout)
+    returncode, outcomes, _ = run_pytest(root, tests, timeout)
     if returncode is None:
         return "timeout", 0, 0, 0
     if outcomes is None:
         return "crashed", 0, 0, 0
-    passed, failed, skipped = (sum(outcome == kind for _, outcome in outcomes) for kind in ("passed", "failed", "skipped"))
+    counts = Counter(outcome for _, outcome in outcomes)
+    passed, failed, skipped = counts["passed"], counts["failed"], counts["skipped"]
     if returncode == 0 and passed:
         return "passed", passed, failed, skipped
     if returncode in (1, 5) or failed:  # 5: no test ran (a wrong test id, or every one skipped)
@@ -51,9 +55,10 @@ def run_tests(root: Path, tests: tuple[str, ...] | list[str], timeout: float) ->
     return ("crashed" if returncode < 0 else "error"), passed, failed, skipped
 
 
-def run_pytest(root: Path, tests, timeout: float) -> tuple[int | None, list[tuple[str, str]] | None]:
-    """pytest's return code (None after a timeout) and [(test, passed | failed | skipped)] (None when the
-    process died before writing its report). A test is named `file::function`, without its parameters."""
+def run_pytest(root: Path, tests, timeout: float) -> tuple[int | None, list[tuple[str, str]] | None, str]:
+    """pytest's return code (None after a timeout), [(test, passed | failed | skipped)] (None when the
+    process died before writing its report) and its output. A test is named `file::function`, without its
+    parameters."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     env.setdefault("OMP_NUM_THREADS", "1")
     if "MINIBERT_DATA" not in env and (data := shared_data_dir()) is not None:
@@ -65,12 +70,11 @@ def run_pytest(root: Path, tests, timeout: float) -> tuple[int | None, list[tupl
         process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # its own process group: a timeout ends all of it
         try:
-            process.communicate(timeout=timeout)
+            output = process.communicate(timeout=timeout)[0].decode(errors="replace")
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            return None, None
-        return process.returncode, (read_outcomes(report) if report.is_file() else None)
+            return None, None, process.communicate()[0].decode(errors="replace")
+        return process.returncode, (read_outcomes(report) if report.is_file() else None), output
 
 
 def read_outcomes(report: Path) -> list[tuple[str, str]]:
@@ -92,14 +96,29 @@ def grade_exercise(root: Path, exercise: Exercise, timeout: float | None = None)
                   round(time.perf_counter() - begin, 1))
 
 
-def grade(root: str | Path = ".", names: list[str] | None = None, timeout: float | None = None) -> list[Result]:
-    """One Result per exercise of ROOT's points table (or of `names`), in the table's order."""
+def grade(root: str | Path = ".", names: list[str] | None = None, timeout: float | None = None,
+          reference: str | Path | None = None) -> list[Result]:
+    """One Result per exercise of ROOT's points table (or of `names`), in the table's order. With `reference`
+    (the instructor's repository), a scratch copy of ROOT is graded instead, its tests/ and points table
+    replaced by the reference's: a student who edited a test gains nothing by it."""
     root = Path(root).resolve()
+    if reference is not None:
+        with tempfile.TemporaryDirectory(prefix="minibert-grade-") as scratch:
+            return grade(with_reference_tests(root, Path(reference).resolve(), Path(scratch) / "copy"), names, timeout)
     exercises = load_exercises(root)
     unknown = set(names or []) - set(exercises)
     if unknown:
         raise ValueError(f"no exercise named {', '.join(sorted(unknown))}; the exercises are {', '.join(exercises)}.")
     return [grade_exercise(root, e, timeout) for name, e in exercises.items() if not names or name in names]
+
+
+def with_reference_tests(root: Path, reference: Path, scratch: Path) -> Path:
+    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache"))
+    for name in tracked_files(reference):
+        if name.startswith("tests/") or Path(name) == POINTS_FILE:
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(reference / name, scratch / name)
+    return scratch
 
 
 def gradebook(root: str | Path, results: list[Result]) -> dict:

@@ -85,8 +85,12 @@ def make_copy(source: str | Path, out: str | Path, sections: list[str] | None = 
                          f"are {', '.join(known)}.")
     handed_out = {name: e for name, e in exercises.items() if sections is None or e.section in sections}
     files = [name for name in tracked_files(source) if Path(name) != MUTATIONS_FILE]
-    check_regions(regions_of(source, files), exercises, handed_out)
+    regions = regions_of(source, files)
+    check_regions(regions, exercises, handed_out)
     copy, contents = Copy(out), {}
+    for region in regions:
+        if region.name in handed_out:
+            copy.stubbed.setdefault(region.name, []).append(region)
     stub_for = lambda name: handed_out[name].text if name in handed_out else None  # noqa: E731
     for name in files:
         path = source / name
@@ -97,9 +101,6 @@ def make_copy(source: str | Path, out: str | Path, sections: list[str] | None = 
             contents[name] = "\n".join(replace_regions(text.split("\n"), name, stub_for))
         else:
             contents[name] = path.read_bytes()
-    for region in regions_of(source, files):
-        if region.name in handed_out:
-            copy.stubbed.setdefault(region.name, []).append(region)
     out.mkdir(parents=True)
     for name, content in contents.items():
         target = out / name

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .exercises import MUTATIONS_FILE, load_exercises
-from .grade import run_tests
+from .grade import run_pytest, run_tests
 from .make import tracked_files
 
 COMMENT = re.compile(r"\s+#\s.*$")
@@ -97,9 +97,11 @@ def run_mutants(root: str | Path = ".", ids: list[str] | None = None, timeout: f
             shutil.copy2(root / name, Path(scratch) / name)
         if baseline:
             for tests in dict.fromkeys(m.tests for m in chosen):
-                if (status := run_tests(Path(scratch), tests, timeout)[0]) != "passed":
-                    raise RuntimeError(f"the unchanged reference does not pass {', '.join(tests)} ({status}); "
-                                       f"fix that first: until then no mutant of these tests means anything.")
+                returncode, outcomes, output = run_pytest(Path(scratch), tests, timeout)
+                if returncode != 0:
+                    raise RuntimeError(f"the unchanged reference does not pass {', '.join(tests)}; fix that first: "
+                                       f"until then no mutant of these tests means anything. pytest said:\n"
+                                       + "\n".join(output.splitlines()[-30:]))
         for mutation in chosen:
             path = Path(scratch) / mutation.file
             original = path.read_text(encoding="utf-8")
