@@ -179,6 +179,7 @@ def test_the_command_line_refuses_an_existing_folder(tmp_path, capsys):
 def test_sections_choose_what_is_handed_out(tmp_path):
     copy = make_copy(REPO_ROOT, tmp_path / "lora_only", sections=["finetuning"])
     assert set(copy.stubbed) == {"lora_layer"}
+    assert list(load_exercises(copy.out)) == ["lora_layer"], "the copy is graded on what it hands out"
     attention = (copy.out / "minibert/model/attention.py").read_text()
     assert "scores = scores.softmax" not in attention and "probs = scores.softmax(dim=-1)" in attention
     assert "SOLUTION" not in attention, "the markers of exercises not handed out are dropped"

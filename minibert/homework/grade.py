@@ -32,7 +32,7 @@ class Result:
     section: str
     points: float
     max_points: float
-    status: str         # passed, failed, timeout, crashed (no report: the interpreter died), error (pytest's)
+    status: str  # passed, failed, skipped, timeout, crashed (the interpreter died), error (pytest's own)
     passed: int
     failed: int         # failures and errors
     skipped: int
@@ -48,8 +48,8 @@ def run_tests(root: Path, tests: tuple[str, ...] | list[str], timeout: float) ->
         return "crashed", 0, 0, 0
     counts = Counter(outcome for _, outcome in outcomes)
     passed, failed, skipped = counts["passed"], counts["failed"], counts["skipped"]
-    if returncode == 0 and passed:
-        return "passed", passed, failed, skipped
+    if returncode == 0:  # every test skipped (absent data): nothing was checked, so no points
+        return ("passed" if passed else "skipped"), passed, failed, skipped
     if returncode in (1, 5) or failed:  # 5: no test ran (a wrong test id, or every one skipped)
         return "failed", passed, failed, skipped
     return ("crashed" if returncode < 0 else "error"), passed, failed, skipped
@@ -104,7 +104,8 @@ def grade(root: str | Path = ".", names: list[str] | None = None, timeout: float
     root = Path(root).resolve()
     if reference is not None:
         with tempfile.TemporaryDirectory(prefix="minibert-grade-") as scratch:
-            return grade(with_reference_tests(root, Path(reference).resolve(), Path(scratch) / "copy"), names, timeout)
+            copy = with_reference_tests(root, Path(reference).resolve(), Path(scratch) / "copy")
+            return grade(copy, names, timeout)
     exercises = load_exercises(root)
     unknown = set(names or []) - set(exercises)
     if unknown:
@@ -113,11 +114,17 @@ def grade(root: str | Path = ".", names: list[str] | None = None, timeout: float
 
 
 def with_reference_tests(root: Path, reference: Path, scratch: Path) -> Path:
+    """A scratch copy of ROOT with REFERENCE's tests and REFERENCE's entries (tests, points) for the exercises
+    ROOT's own table names (the ones handed out)."""
+    handed_out = set(load_exercises(root))
     shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache"))
     for name in tracked_files(reference):
-        if name.startswith("tests/") or Path(name) == POINTS_FILE:
+        if name.startswith("tests/"):
             (scratch / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(reference / name, scratch / name)
+    table = json.loads((reference / POINTS_FILE).read_text(encoding="utf-8"))
+    table["exercises"] = [entry for entry in table["exercises"] if entry["name"] in handed_out]
+    (scratch / POINTS_FILE).write_text(json.dumps(table, indent=2), encoding="utf-8")
     return scratch
 
 

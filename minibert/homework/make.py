@@ -4,7 +4,8 @@ The copy holds the files git tracks (never weights, runs or caches), read from t
 written over an existing folder. Every file is read and every region checked before anything is written, so a
 marker error leaves nothing half made. In the copy: the regions of the chosen sections' exercises are stubs
 (regions.py), the other regions keep their solution without the markers, every notebook's outputs are
-cleared, and exercises/mutations.json (which quotes solution lines) is left out.
+cleared, the points table lists only the exercises handed out, and exercises/mutations.json (which quotes
+solution lines) is left out.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exercises import MUTATIONS_FILE, Exercise, load_exercises
+from .exercises import MUTATIONS_FILE, POINTS_FILE, Exercise, load_exercises
 from .regions import MarkerError, Region, find_regions, has_markers, replace_regions
 
 MARKED_SUFFIXES = (".py", ".ipynb")
@@ -99,6 +100,10 @@ def make_copy(source: str | Path, out: str | Path, sections: list[str] | None = 
             contents[name] = json.dumps(student_notebook(notebook, name, stub_for), indent=1, ensure_ascii=False) + "\n"
         elif name.endswith(".py") and has_markers(text := path.read_text(encoding="utf-8")):
             contents[name] = "\n".join(replace_regions(text.split("\n"), name, stub_for))
+        elif Path(name) == POINTS_FILE:  # the copy's table lists the exercises handed out, and only those
+            table = json.loads(path.read_text(encoding="utf-8"))
+            table["exercises"] = [entry for entry in table["exercises"] if entry["name"] in handed_out]
+            contents[name] = json.dumps(table, indent=2, ensure_ascii=False) + "\n"
         else:
             contents[name] = path.read_bytes()
     out.mkdir(parents=True)
