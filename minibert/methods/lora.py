@@ -41,13 +41,17 @@ class LoRALinear(nn.Module):
         return self.base_layer.bias
 
     def delta_weight(self) -> Tensor:
+        ### BEGIN SOLUTION lora_layer
         return self.lora_B.weight @ self.lora_A.weight * self.scaling  # out x in, rank r
+        ### END SOLUTION
 
     def forward(self, x: Tensor) -> Tensor:
+        ### BEGIN SOLUTION lora_layer
         out = self.base_layer(x)
         if self.merged_from is not None:
             return out  # B A is inside the weight already
         return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+        ### END SOLUTION
 
     @torch.no_grad()
     def merge(self) -> None:

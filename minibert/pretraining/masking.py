@@ -87,6 +87,7 @@ def select_positions(candidates: Tensor, starts: Tensor, probability: float,
 def corrupt(input_ids: Tensor, selected: Tensor, masker: Masker,
             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """80% [MASK], 10% random token, 10% unchanged, token by token; labels -100 where not selected."""
+    ### BEGIN SOLUTION mlm_corruption
     action = torch.rand(input_ids.shape, generator=generator)
     random_ids = torch.randint(masker.vocab_size, input_ids.shape, generator=generator)
     to_mask = selected & (action < masker.mask_fraction)
@@ -94,3 +95,4 @@ def corrupt(input_ids: Tensor, selected: Tensor, masker: Masker,
     corrupted = torch.where(to_mask, masker.mask_token_id, torch.where(to_random, random_ids, input_ids))
     labels = torch.where(selected, input_ids, IGNORE_INDEX)
     return corrupted, labels
+    ### END SOLUTION

@@ -89,6 +89,7 @@ def pairs_from_document(documents, index, max_tokens, generator, task, short_seq
             a_end = randint(generator, 1, len(segments) - 1) if len(segments) > 1 else 1
             tokens_a = [t for segment in segments[:a_end] for t in segment]
             tokens_b = [t for segment in segments[a_end:] for t in segment]
+            ### BEGIN SOLUTION nsp_pairs
             label = IS_NEXT
             if task == "nsp" and (not tokens_b or uniform(generator) < 0.5):
                 # as long as the B it replaces, so that length tells nothing about the label (Google's code
@@ -100,6 +101,7 @@ def pairs_from_document(documents, index, max_tokens, generator, task, short_seq
                     i -= len(chunk) - a_end  # the sentences B displaced go back: they start the next chunk
             elif task == "sop" and tokens_b and uniform(generator) < 0.5:
                 tokens_a, tokens_b, label = tokens_b, tokens_a, NOT_NEXT
+            ### END SOLUTION
             if tokens_b:  # SOP cannot use a one-token document
                 truncate_pair(tokens_a, tokens_b, max_tokens, generator)
                 pairs.append(SegmentPair(tokens_a, tokens_b, label))

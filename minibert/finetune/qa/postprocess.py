@@ -80,6 +80,7 @@ def best_span_in_window(start_logits: torch.Tensor, end_logits: torch.Tensor, co
 
     start_logits, end_logits, context_mask: (seq,).
     """
+    ### BEGIN SOLUTION qa_span_search
     context_tokens = context_mask.nonzero().squeeze(1)  # (num_context,): only these may start or end the answer
     if context_tokens.numel() == 0:
         return None
@@ -96,6 +97,7 @@ def best_span_in_window(start_logits: torch.Tensor, end_logits: torch.Tensor, co
     flat = int(scores.flatten().argmax())
     i, j = divmod(flat, k)
     return Span(int(start_tokens[i]), int(end_tokens[j]), float(scores[i, j]))
+    ### END SOLUTION
 
 
 def predictions_by_id(predictions: list[QAPrediction]) -> dict[str, str]:
