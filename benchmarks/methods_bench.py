@@ -44,7 +44,7 @@ from minibert.config import BertConfig  # noqa: E402
 from minibert.finetune.cli import TASKS, build_task  # noqa: E402
 from minibert.finetune.tasks import ModelSource  # noqa: E402
 from minibert.finetune.trainer import FinetuneConfig, FinetuneTrainer, model_inputs  # noqa: E402
-from minibert.methods import METHODS, apply, count_parameters, save_trained  # noqa: E402
+from minibert.methods import METHODS, apply, count_parameters, merge, save_trained  # noqa: E402
 from minibert.resources import pretrained_checkpoint_dir, shared_data_dir  # noqa: E402
 from minibert.tokenizer import WordPieceTokenizer  # noqa: E402
 
@@ -96,6 +96,8 @@ def one_method(task_name: str, method: str, args) -> dict:
         model.save_pretrained(stored, overwrite=True)
         stored_bytes = (stored / "model.safetensors").stat().st_size
     else:
+        if method == "prefix":
+            merge(model)  # what a task keeps: the keys and values themselves, not the MLP that trained them
         save_trained(model, stored, overwrite=True)
         stored_bytes = (stored / "method.safetensors").stat().st_size
     weights = model.bert.scalar_mix.layer_weights().tolist() if method == "weighted" else None
