@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "lectures").glob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", ROOT / "README.zh-TW.md", ROOT / "benchmarks" / "README.md",
+             *sorted((ROOT / "lectures").glob("*.md")), *sorted((ROOT / "exercises").glob("*.md"))]
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
