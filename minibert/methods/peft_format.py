@@ -60,7 +60,7 @@ def load_peft_lora(model: nn.Module, folder: str | Path) -> nn.Module:
         if config.get(unsupported):
             raise ValueError(f"{folder / CONFIG_FILE} sets {unsupported}, which minibert's LoRA does not implement.")
     apply(model, "lora", r=config["r"], alpha=config["lora_alpha"], dropout=config.get("lora_dropout", 0.0),
-          target_modules=tuple(config["target_modules"]))
+          target_modules=tuple(sorted(config["target_modules"])))  # PEFT keeps a set: any order
     state = {}
     for key, value in load_file(folder / WEIGHTS_FILE).items():
         name = key.removeprefix(PEFT_PREFIX).replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.")
